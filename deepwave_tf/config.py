@@ -1,0 +1,430 @@
+"""Typed, frozen configuration for every stage, loaded from `configs/*.toml`.
+
+One frozen dataclass per stage (features, prep, data, augment, model, train, tune,
+export), grouped in `Config`. A TOML file only lists what it changes; everything
+else keeps the defaults below. Unknown sections or keys are errors that name the
+key, so a typo can never be silently ignored. Variants are new instances
+(`dataclasses.replace` / `Config.replace`), never mutation.
+
+Example:
+    cfg = load_config("configs/default.toml", overrides=["train.epochs=1"])
+    cfg.features.num_frames  # 313
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import tomllib
+import typing
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO_ROOT / "configs"
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that cannot be used."""
+
+
+# --------------------------------------------------------------------------- #
+# Stage configs
+# --------------------------------------------------------------------------- #
+@dataclasses.dataclass(frozen=True)
+class FeatureConfig:
+    """Audio front-end. Defaults follow librosa's conventions at 32 kHz.
+
+    Every clip is cut to exactly `clip_seconds` before features are computed:
+    longer clips are cropped (`crop`), shorter ones zero-padded (`pad`), so the
+    clip length can never give the label away.
+    """
+
+    sample_rate_hz: int = 32000
+    clip_seconds: float = 5.0
+    crop: str = "center"  # "start" | "center": which window of a longer clip is kept
+    pad: str = "end"  # "end" | "center": where zeros go for a shorter clip
+    n_fft: int = 2048
+    win_length_samples: int = 2048
+    hop_length_samples: int = 512
+    n_mels: int = 128
+    fmin_hz: float = 0.0
+    fmax_hz: float = 16000.0
+    n_mfcc: int = 40
+    top_db: float = 80.0
+    amin: float = 1e-10
+
+    def __post_init__(self):
+        _check_choice("features.crop", self.crop, ("start", "center"))
+        _check_choice("features.pad", self.pad, ("end", "center"))
+        if self.fmax_hz > self.sample_rate_hz / 2:
+            raise ConfigError(
+                f"features.fmax_hz={self.fmax_hz} is above Nyquist ({self.sample_rate_hz / 2})"
+            )
+        if self.win_length_samples > self.n_fft:
+            raise ConfigError("features.win_length_samples must be <= features.n_fft")
+        if self.n_mfcc > self.n_mels:
+            raise ConfigError("features.n_mfcc must be <= features.n_mels")
+
+    @property
+    def num_samples(self) -> int:
+        """Samples in one fixed-length clip."""
+        return int(round(self.clip_seconds * self.sample_rate_hz))
+
+    @property
+    def num_frames(self) -> int:
+        """STFT frames of one clip (centred frames, as librosa's `center=True`)."""
+        return 1 + self.num_samples // self.hop_length_samples
+
+    @property
+    def num_fft_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    @property
+    def mfcc_shape(self) -> tuple[int, int]:
+        return (self.num_frames, self.n_mfcc)
+
+    @property
+    def mel_shape(self) -> tuple[int, int]:
+        return (self.n_mels, self.num_frames)
+
+    def hash(self) -> str:
+        """Stable short hash of every field: records and models carry it."""
+        return config_hash(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepConfig:
+    """Decoding audio and writing sharded TFRecords."""
+
+    backend: str = "soundfile"  # "soundfile" | "tfio"
+    num_shards: int = 8  # shards of the train split; val/test get proportionally fewer (>= 1)
+    val_fraction: float = 0.1
+    seed: int = 1125
+    group_column: str = ""  # "" = take speaker_or_voice from meta.csv when present
+    store_waveform: bool = False
+    compression: str = ""  # "" | "GZIP" | "ZLIB"
+    batch_size: int = 32  # clips per feature batch
+    workers: int = 0  # decode threads; 0 = all cores
+
+    def __post_init__(self):
+        _check_choice("prep.backend", self.backend, ("soundfile", "tfio"))
+        _check_choice("prep.compression", self.compression, ("", "GZIP", "ZLIB"))
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError("prep.val_fraction must be in [0, 1)")
+        if self.num_shards < 1:
+            raise ConfigError("prep.num_shards must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """tf.data input pipeline."""
+
+    batch_size: int = 32
+    shuffle_buffer: int = 2048
+    cache: bool = False
+    deterministic: bool = False
+    seed: int = 1125
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """Train-split augmentation. Mixing happens on power-mel, before the log."""
+
+    enabled: bool = True
+    time_shift: bool = True  # roll each clip by a random number of frames
+    mix_prob: float = 0.5  # chance a second voice is overlaid (targets: union)
+    mix_gain_db: float = 6.0  # second voice at a random -x..+x dB
+    noise_only_prob: float = 0.08  # examples replaced by noise alone, targets (0, 0)
+    silence_prob: float = 0.04  # examples replaced by near-silence, targets (0, 0)
+    background_prob: float = 0.7  # voiced examples that get background noise
+    snr_db_min: float = 5.0
+    snr_db_max: float = 30.0
+    time_masks: int = 2
+    time_mask_frames: int = 20
+    freq_masks: int = 2
+    freq_mask_bins: int = 12
+    val_mixing: bool = True  # validation gets a fixed (seeded) mixing too
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Two-input CNN + BiLSTM (see model.build_model)."""
+
+    name: str = "cnn_bilstm"
+    lstm_units: int = 64
+    lstm_layers: int = 1
+    lstm_dropout: float = 0.0
+    mfcc_time_pool: int = 1  # average-pool MFCC frames before the LSTM
+    lstm_pooling: str = "last"  # "last" state | "avg" | "max" | "avgmax" over time
+    conv_filters: tuple[int, ...] = (16, 32, 64)
+    conv_kernel: int = 3
+    batch_norm: bool = True
+    pool_size: int = 2
+    conv_pooling: str = "avg"  # global pooling of the last conv block: "avg" | "max" | "avgmax"
+    activation: str = "relu"  # "relu" | "gelu"
+    dense_units: int = 64
+    dropout: float = 0.3
+    head: str = "multilabel"  # "multilabel" | "softmax"
+
+    def __post_init__(self):
+        _check_choice("model.activation", self.activation, ("relu", "gelu"))
+        _check_choice("model.head", self.head, ("multilabel", "softmax"))
+        _check_choice("model.lstm_pooling", self.lstm_pooling, ("last", "avg", "max", "avgmax"))
+        _check_choice("model.conv_pooling", self.conv_pooling, ("avg", "max", "avgmax"))
+        if not self.conv_filters:
+            raise ConfigError("model.conv_filters needs at least one block")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser and training loop."""
+
+    epochs: int = 20
+    learning_rate: float = 1e-3
+    early_stopping_patience: int = 5
+    seed: int = 1125
+    steps_per_epoch: int = 0  # 0 = one pass over the train split
+    tensorboard_images: int = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class TuneConfig:
+    """KerasTuner search: the space lives here."""
+
+    algorithm: str = "hyperband"  # "hyperband" | "bayesian" | "random"
+    max_trials: int = 10
+    max_epochs: int = 10
+    objective: str = "val_score"  # "val_score" (lower is better) | "val_auc"
+    lstm_units: tuple[int, ...] = (32, 64, 128)
+    lstm_layers: tuple[int, ...] = (1, 2)
+    conv_filters: tuple[int, ...] = (16, 32)  # first block's filters; doubles per block
+    conv_blocks: tuple[int, ...] = (2, 3, 4)
+    activation: tuple[str, ...] = ("relu", "gelu")
+    dropout: tuple[float, ...] = (0.1, 0.5)  # [min, max]
+    learning_rate: tuple[float, ...] = (1e-4, 3e-3)  # [min, max], log scale
+    batch_size: tuple[int, ...] = (16, 32, 64)
+    mix_prob: tuple[float, ...] = (0.0, 0.7)  # [min, max]
+    time_masks: tuple[int, ...] = (0, 1, 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """SavedModel export, calibration and scoring windows."""
+
+    calibrate: bool = True
+    parity_atol: float = 1e-5
+    window_hop_seconds: float = 2.5  # predict: hop between windows of long clips
+    aggregate: str = "max"  # predict: how window scores combine ("max" | "mean")
+
+    def __post_init__(self):
+        _check_choice("export.aggregate", self.aggregate, ("max", "mean"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
+    prep: PrepConfig = dataclasses.field(default_factory=PrepConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    tune: TuneConfig = dataclasses.field(default_factory=TuneConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {
+            f.name: _to_plain(dataclasses.asdict(getattr(self, f.name)))
+            for f in dataclasses.fields(self)
+        }
+
+    def to_toml(self) -> str:
+        return dump_toml(self.to_dict())
+
+    def replace(self, **sections: Any) -> "Config":
+        """New Config with whole sections replaced: `cfg.replace(train=...)`."""
+        return dataclasses.replace(self, **sections)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the resolved config as `config.json` and `config.toml` in `directory`."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "config.toml").write_text(self.to_toml())
+        path = directory / "config.json"
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        return path
+
+
+SECTIONS: dict[str, type] = {f.name: f.type for f in dataclasses.fields(Config)}
+# `from __future__ import annotations` turns field types into strings; resolve them once.
+SECTIONS = {name: globals()[t] if isinstance(t, str) else t for name, t in SECTIONS.items()}
+
+
+# --------------------------------------------------------------------------- #
+# Loading
+# --------------------------------------------------------------------------- #
+def load_config(
+    path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+) -> Config:
+    """Load `path` (TOML; None = defaults only) and apply `section.key=value` overrides.
+
+    Raises:
+        ConfigError: unknown section or key (named), a value of the wrong type,
+            or a value a stage rejects.
+    """
+    raw: dict[str, dict[str, Any]] = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            raw = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from e
+        source = str(path)
+    for item in overrides:
+        section, key, value = parse_override(item)
+        raw.setdefault(section, {})[key] = value
+    return config_from_dict(raw, source=source)
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "dict") -> Config:
+    sections = {}
+    for name, values in raw.items():
+        if name not in SECTIONS:
+            raise ConfigError(
+                f"unknown config section '{name}' in {source}; known: {', '.join(SECTIONS)}"
+            )
+        if not isinstance(values, dict):
+            raise ConfigError(f"config section '{name}' in {source} must be a table")
+        sections[name] = _build_section(name, SECTIONS[name], values, source)
+    return Config(**sections)
+
+
+def parse_override(item: str) -> tuple[str, str, Any]:
+    """`"train.epochs=1"` -> ("train", "epochs", 1). Values are parsed as TOML."""
+    if "=" not in item or "." not in item.split("=", 1)[0]:
+        raise ConfigError(f"override '{item}' must look like section.key=value")
+    dotted, text = item.split("=", 1)
+    section, key = dotted.strip().split(".", 1)
+    try:
+        value = tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text.strip()  # bare words such as gelu are strings
+    return section, key, value
+
+
+def _build_section(name: str, cls: type, values: dict[str, Any], source: str):
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(
+                f"unknown config key '{name}.{key}' in {source}; "
+                f"known keys of [{name}]: {', '.join(sorted(known))}"
+            )
+        kwargs[key] = _coerce(f"{name}.{key}", value, hints[key])
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"[{name}] in {source}: {e}") from e
+
+
+def _coerce(where: str, value: Any, hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        (item_type, *_rest) = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        return tuple(_coerce(where, v, item_type) for v in value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    return value
+
+
+def _check_choice(where: str, value: Any, choices: Iterable[Any]) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ConfigError(f"{where}={value!r} is not one of {choices}")
+
+
+# --------------------------------------------------------------------------- #
+# Serialising
+# --------------------------------------------------------------------------- #
+def _to_plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+def config_hash(section: Any) -> str:
+    """sha256 (first 16 hex digits) of a dataclass's fields, in key order."""
+    data = json.dumps(_to_plain(dataclasses.asdict(section)), sort_keys=True)
+    return hashlib.sha256(data.encode()).hexdigest()[:16]
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int,)):
+        return str(value)
+    if isinstance(value, float):
+        if math.isinf(value) or math.isnan(value):
+            raise ConfigError(f"cannot write {value} to TOML")
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise ConfigError(f"cannot write {type(value).__name__} to TOML")
+
+
+def dump_toml(data: dict[str, dict[str, Any]]) -> str:
+    """Write a two-level {section: {key: value}} mapping as TOML."""
+    lines = []
+    for section, values in data.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in values.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def add_config_arguments(parser) -> None:
+    """The `--config` and `--set` arguments every CLI shares."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=CONFIG_DIR / "default.toml",
+        help="TOML config (default: configs/default.toml)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one config value, e.g. --set train.epochs=1 (repeatable)",
+    )

@@ -1,0 +1,157 @@
+"""The two-input CNN + BiLSTM, built from its config only.
+
+Inputs (names are the contract shared with records, tf.data and serving):
+- `mfcc` `[frames, n_mfcc]`: normalised per coefficient, then a Bidirectional LSTM;
+- `mel` `[n_mels, frames, 1]` (log-mel dB): normalised per band, then Conv2D blocks.
+
+Both branches are concatenated into a small dense head. Whatever the head, the
+layer named `logits` gives two binary logits `[batch, 2]` = (fake, real) with
+`fake = sigmoid(logits[:, 0])`, `real = sigmoid(logits[:, 1])`; export scales
+them by fitted temperatures for calibration.
+- `multilabel`: two independent sigmoids (a clip may hold 0, 1 or 2 voices);
+- `softmax`: the seed's 2-class softmax; fake = p(fake), real = 1 - p(fake).
+
+Outputs: `{"fake": [batch], "real": [batch]}` probabilities.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from deepwave_tf.config import Config
+from deepwave_tf.features import LABEL_KEYS, MEL, MFCC
+
+LOGITS = "logits"
+
+
+@keras.saving.register_keras_serializable(package="deepwave_tf")
+class BinaryLogits(layers.Layer):
+    """Head scores `[batch, 2]` -> binary logits `[batch, 2]` of (fake, real).
+
+    For `head="softmax"` the two scores are softmax logits of the classes
+    (fake, real): the binary logit of fake is `z0 - z1` and of real `z1 - z0`,
+    so sigmoid of them equals the softmax probabilities.
+    """
+
+    def __init__(self, head: str = "multilabel", **kwargs):
+        super().__init__(**kwargs)
+        self.head = head
+
+    def call(self, scores):
+        if self.head == "softmax":
+            diff = scores[:, :1] - scores[:, 1:]
+            return ops.concatenate([diff, -diff], axis=-1)
+        return scores
+
+    def get_config(self):
+        return {**super().get_config(), "head": self.head}
+
+
+@keras.saving.register_keras_serializable(package="deepwave_tf")
+class Column(layers.Layer):
+    """`[batch, n]` -> `[batch]`, column `index`."""
+
+    def __init__(self, index: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.index = index
+
+    def call(self, x):
+        return x[:, self.index]
+
+    def get_config(self):
+        return {**super().get_config(), "index": self.index}
+
+
+def _normalization(stats: Mapping[str, Any] | None, key: str, size: int, axis: int, name: str):
+    """Fixed (non-adapted) normalisation from prep's train statistics."""
+    if stats and key in stats:
+        mean = np.asarray(stats[key]["mean"], np.float32)
+        std = np.asarray(stats[key]["std"], np.float32)
+    else:  # no statistics given (e.g. a test model): identity
+        mean, std = np.zeros(size, np.float32), np.ones(size, np.float32)
+    if mean.shape != (size,):
+        raise ValueError(f"stats['{key}']['mean'] has shape {mean.shape}, expected ({size},)")
+    return layers.Normalization(
+        axis=axis, mean=mean, variance=np.maximum(std, 1e-3) ** 2, name=name
+    )
+
+
+def _global_pool(x, how: str, rank: int, name: str):
+    avg = (layers.GlobalAveragePooling1D if rank == 1 else layers.GlobalAveragePooling2D)
+    mx = (layers.GlobalMaxPooling1D if rank == 1 else layers.GlobalMaxPooling2D)
+    if how == "avg":
+        return avg(name=f"{name}_avg")(x)
+    if how == "max":
+        return mx(name=f"{name}_max")(x)
+    return layers.Concatenate(name=f"{name}_avgmax")(
+        [avg(name=f"{name}_avg")(x), mx(name=f"{name}_max")(x)]
+    )
+
+
+def build_model(cfg: Config, stats: Mapping[str, Any] | None = None) -> keras.Model:
+    """Build the functional model from `cfg.model` and `cfg.features`.
+
+    Args:
+        cfg: full config (the input shapes come from `cfg.features`).
+        stats: per-feature normalisation statistics from the records manifest,
+            `{"mfcc": {"mean": [n_mfcc], "std": [n_mfcc]}, "mel": {"mean": [n_mels], ...}}`.
+
+    Returns:
+        An uncompiled `keras.Model` named `cfg.model.name`.
+    """
+    m, f = cfg.model, cfg.features
+    mfcc_in = keras.Input(shape=f.mfcc_shape, name=MFCC)
+    mel_in = keras.Input(shape=(*f.mel_shape, 1), name=MEL)
+
+    # MFCC branch: BiLSTM over time.
+    x = _normalization(stats, MFCC, f.n_mfcc, axis=-1, name="mfcc_norm")(mfcc_in)
+    if m.mfcc_time_pool > 1:
+        x = layers.AveragePooling1D(m.mfcc_time_pool, padding="same", name="mfcc_time_pool")(x)
+    for i in range(m.lstm_layers):
+        last = i == m.lstm_layers - 1
+        x = layers.Bidirectional(
+            layers.LSTM(
+                m.lstm_units,
+                return_sequences=not (last and m.lstm_pooling == "last"),
+                dropout=m.lstm_dropout,
+            ),
+            name=f"bilstm_{i}",
+        )(x)
+    if m.lstm_pooling != "last":
+        x = _global_pool(x, m.lstm_pooling, rank=1, name="mfcc_pool")
+    mfcc_vec = x
+
+    # mel branch: Conv2D blocks over (mel band, frame).
+    y = _normalization(stats, MEL, f.n_mels, axis=1, name="mel_norm")(mel_in)
+    for i, filters in enumerate(m.conv_filters):
+        y = layers.Conv2D(
+            filters, m.conv_kernel, padding="same", use_bias=not m.batch_norm, name=f"conv_{i}"
+        )(y)
+        if m.batch_norm:
+            y = layers.BatchNormalization(name=f"conv_{i}_bn")(y)
+        y = layers.Activation(m.activation, name=f"conv_{i}_{m.activation}")(y)
+        if m.pool_size > 1:
+            y = layers.MaxPooling2D(m.pool_size, padding="same", name=f"conv_{i}_pool")(y)
+    mel_vec = _global_pool(y, m.conv_pooling, rank=2, name="mel_pool")
+
+    # head: concatenate -> dense -> two binary logits -> probabilities.
+    z = layers.Concatenate(name="concat")([mfcc_vec, mel_vec])
+    z = layers.Dense(m.dense_units, activation=m.activation, name="dense")(z)
+    if m.dropout > 0:
+        z = layers.Dropout(m.dropout, name="dropout")(z)
+    scores = layers.Dense(2, name="scores")(z)
+    logits = BinaryLogits(m.head, name=LOGITS)(scores)
+    outputs = {
+        key: layers.Activation("sigmoid", name=key)(Column(i, name=f"{key}_logit")(logits))
+        for i, key in enumerate(LABEL_KEYS)
+    }
+    return keras.Model({MFCC: mfcc_in, MEL: mel_in}, outputs, name=m.name)
+
+
+def logits_model(model: keras.Model) -> keras.Model:
+    """The same network up to the `logits` layer: `{"mfcc", "mel"}` -> `[batch, 2]`."""
+    return keras.Model(model.inputs, model.get_layer(LOGITS).output, name=f"{model.name}_logits")

@@ -1,0 +1,192 @@
+"""The one TFRecord schema: the same spec writes (prep) and parses (data, export tests).
+
+A record holds:
+- `id` (bytes), `fake`, `real` (int64 0/1 targets; -1 = unknown, for test clips),
+- `mfcc` `[num_frames, n_mfcc]` and `mel` `[n_mels, num_frames]` float32 as raw
+  little-endian bytes (`tf.io.decode_raw`: read speed matters more than disk),
+- optionally `waveform` `[num_samples]` float32 raw bytes.
+
+Shard names follow tensorflow/datasets: `NAME-SPLIT.tfrecord-00000-of-00008`.
+`manifest.json` sits beside the shards with the feature config and its hash;
+consumers call `check_manifest` and refuse records made with other features.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from deepwave_tf.config import FeatureConfig
+from deepwave_tf.features import LABEL_KEYS, MEL, MFCC, WAVEFORM
+
+ID = "id"
+UNKNOWN_LABEL = -1
+MANIFEST = "manifest.json"
+SPLITS = ("train", "val", "test")
+
+
+class ManifestError(ValueError):
+    """Records that do not match what the caller expects."""
+
+
+def shard_name(name: str, split: str, index: int, total: int) -> str:
+    """`NAME-SPLIT.tfrecord-00000-of-00008` (tensorflow/datasets naming)."""
+    return f"{name}-{split}.tfrecord-{index:05d}-of-{total:05d}"
+
+
+# --------------------------------------------------------------------------- #
+# Writing
+# --------------------------------------------------------------------------- #
+def _bytes(value: bytes):
+    import tensorflow as tf
+
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def _int64(value: int):
+    import tensorflow as tf
+
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+
+
+def serialize_example(
+    example_id: str,
+    features: Mapping[str, np.ndarray],
+    fake: int,
+    real: int,
+    waveform: np.ndarray | None = None,
+) -> bytes:
+    """One `tf.train.Example`, serialised. Arrays are written as float32 little-endian."""
+    import tensorflow as tf
+
+    feature = {
+        ID: _bytes(example_id.encode()),
+        MFCC: _bytes(np.asarray(features[MFCC], "<f4").tobytes()),
+        MEL: _bytes(np.asarray(features[MEL], "<f4").tobytes()),
+        LABEL_KEYS[0]: _int64(fake),
+        LABEL_KEYS[1]: _int64(real),
+    }
+    if waveform is not None:
+        feature[WAVEFORM] = _bytes(np.asarray(waveform, "<f4").tobytes())
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+# --------------------------------------------------------------------------- #
+# Parsing
+# --------------------------------------------------------------------------- #
+def feature_spec(with_waveform: bool = False) -> dict[str, Any]:
+    import tensorflow as tf
+
+    spec = {
+        ID: tf.io.FixedLenFeature([], tf.string),
+        MFCC: tf.io.FixedLenFeature([], tf.string),
+        MEL: tf.io.FixedLenFeature([], tf.string),
+        LABEL_KEYS[0]: tf.io.FixedLenFeature([], tf.int64),
+        LABEL_KEYS[1]: tf.io.FixedLenFeature([], tf.int64),
+    }
+    if with_waveform:
+        spec[WAVEFORM] = tf.io.FixedLenFeature([], tf.string)
+    return spec
+
+
+def make_parser(cfg: FeatureConfig, with_waveform: bool = False, batched: bool = False):
+    """A function serialized -> dict of tensors with exact static shapes.
+
+    With `batched=True` it parses a `[batch]` vector of records at once
+    (`tf.io.parse_example`), which is much faster inside tf.data.
+
+    Returns dict keys: id (string), mfcc `[..., frames, n_mfcc]`, mel
+    `[..., n_mels, frames]`, fake, real (int64), and waveform `[..., samples]`
+    when requested.
+    """
+    import tensorflow as tf
+
+    spec = feature_spec(with_waveform)
+    shapes = {MFCC: list(cfg.mfcc_shape), MEL: list(cfg.mel_shape)}
+    if with_waveform:
+        shapes[WAVEFORM] = [cfg.num_samples]
+
+    def parse(serialized):
+        if batched:
+            parsed = tf.io.parse_example(serialized, spec)
+        else:
+            parsed = tf.io.parse_single_example(serialized, spec)
+        out = {ID: parsed[ID], LABEL_KEYS[0]: parsed[LABEL_KEYS[0]], LABEL_KEYS[1]: parsed[LABEL_KEYS[1]]}
+        for key, shape in shapes.items():
+            flat = tf.io.decode_raw(parsed[key], tf.float32, little_endian=True)
+            lead = [-1] if batched else []
+            out[key] = tf.reshape(flat, lead + shape)
+        return out
+
+    return parse
+
+
+# --------------------------------------------------------------------------- #
+# Manifest
+# --------------------------------------------------------------------------- #
+def read_manifest(records_dir: str | Path) -> dict[str, Any]:
+    path = Path(records_dir) / MANIFEST
+    if not path.is_file():
+        raise ManifestError(
+            f"no {MANIFEST} in {records_dir}: not a prep output "
+            "(run `python -m deepwave_tf.prep --data DIR --out tfrecords/NAME` first)"
+        )
+    return json.loads(path.read_text())
+
+
+def write_manifest(records_dir: str | Path, manifest: Mapping[str, Any]) -> Path:
+    """Write atomically (temp file + rename)."""
+    path = Path(records_dir) / MANIFEST
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def check_manifest(manifest: Mapping[str, Any], cfg: FeatureConfig, where: str = "") -> None:
+    """Refuse records whose feature config differs from `cfg`, naming the fields.
+
+    Raises:
+        ManifestError: hash mismatch, with every differing field and both values.
+    """
+    stored = manifest.get("feature_config", {})
+    if manifest.get("feature_hash") == cfg.hash():
+        return
+    ours = dataclasses.asdict(cfg)
+    diffs = [
+        f"{key}: records have {stored.get(key, '<missing>')!r}, config has {ours[key]!r}"
+        for key in sorted(set(ours) | set(stored))
+        if _plain(stored.get(key)) != _plain(ours.get(key))
+    ]
+    detail = "; ".join(diffs) if diffs else "hash differs"
+    raise ManifestError(
+        f"records{' in ' + str(where) if where else ''} were made with other features "
+        f"(hash {manifest.get('feature_hash')} != {cfg.hash()}): {detail}. "
+        "Re-run prep with this config, or train with the config the records were made with."
+    )
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def feature_config_from_manifest(manifest: Mapping[str, Any]) -> FeatureConfig:
+    return FeatureConfig(**manifest["feature_config"])
+
+
+def shard_paths(records_dir: str | Path, split: str) -> list[Path]:
+    """The shard files of `split` listed in the manifest, checked to exist."""
+    records_dir = Path(records_dir)
+    manifest = read_manifest(records_dir)
+    names = manifest.get("shards", {}).get(split)
+    if not names:
+        raise ManifestError(f"{records_dir} has no '{split}' split (splits: {list(manifest.get('shards', {}))})")
+    paths = [records_dir / n for n in names]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise ManifestError(f"shards listed in {MANIFEST} are missing: {', '.join(missing)}")
+    return paths
