@@ -1,0 +1,872 @@
+"""Decode audio and write sharded TFRecords: `python -m deepwave_tf.prep --data DIR --out tfrecords/NAME`.
+
+Reads `train.csv` (`id,path,label`) and/or `test.csv` (`id,path`) in DIR (paths
+relative to DIR, so the challenge download works unchanged), splits a validation
+set off train (speaker-disjoint when `meta.csv` or a group column says who
+speaks, otherwise stratified by label), and writes per split
+`NAME-SPLIT.tfrecord-0000i-of-0000n` with `records.serialize_example`, then
+`errors.csv`, the resolved config and, last, `manifest.json`.
+
+Pipeline: a thread pool decodes files in order (libsndfile releases the GIL)
+through a bounded window of futures; the main thread batches `prep.batch_size`
+fixed-length clips and computes features with one `tf.function` over a fixed
+`[batch, samples]` shape (so it traces once), then serialises and writes.
+Memory is bounded by the window, never by the number of clips.
+
+Robustness:
+- Every shard is written as `<shard>.incomplete` and renamed when complete, with
+  a sidecar `.prep/<shard>.json` (counts, errors, running stat sums); the
+  manifest is written last, so a killed run never leaves a shard a reader would
+  take as complete.
+- `.prep/plan.json` (written first) fixes the assignment of examples to shards
+  (seeded shuffle per split, contiguous ranges); `--resume` keeps complete
+  shards of the same plan and rebuilds the rest. Batches never span shards, so
+  a resumed run writes the same bytes as an uninterrupted one.
+- Bad rows and files never stop the run: each goes to `errors.csv`
+  (`id,path,reason`). A csv missing a needed column fails at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import concurrent.futures
+import csv
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepwave_tf.config import Config, ConfigError, FeatureConfig, add_config_arguments, load_config
+
+TRAIN_CSV = "train.csv"
+TEST_CSV = "test.csv"
+META_CSV = "meta.csv"
+META_GROUP_COLUMN = "speaker_or_voice"
+ERRORS_CSV = "errors.csv"
+STATE_DIR = ".prep"  # plan + per-shard sidecars; lets --resume trust complete shards
+PLAN = "plan.json"
+INCOMPLETE = ".incomplete"
+LABELS = {"fake": (1, 0), "real": (0, 1)}  # label -> (fake, real) targets
+NO_GROUP = ("", "-")  # meta.csv values meaning "no speaker" (noise, silence): own group
+
+
+class PrepError(ValueError):
+    """Input that cannot be used at all (missing csv or column, changed plan on resume)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One usable csv row: `fake`/`real` are 0/1 targets, or -1 for test clips."""
+
+    id: str
+    path: str  # as written in the csv
+    fake: int
+    real: int
+
+    def resolve(self, data_dir: Path) -> Path:
+        return data_dir / self.path
+
+
+@dataclasses.dataclass
+class PrepResult:
+    """What `run` wrote.
+
+    Attributes:
+        out_dir: the records directory.
+        manifest: the manifest written (also in `out_dir/manifest.json`).
+        counts: `{split: {"total", "fake", "real"}}` examples written.
+        errors: `(id, path, reason)` of every row that was left out.
+        exit_code: 0 = success; 1 = nothing usable written, or `strict` and errors.
+    """
+
+    out_dir: Path
+    manifest: dict[str, Any]
+    counts: dict[str, dict[str, int]]
+    errors: list[tuple[str, str, str]]
+    exit_code: int
+
+
+# --------------------------------------------------------------------------- #
+# Reading the csv files
+# --------------------------------------------------------------------------- #
+def read_csv_rows(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
+    """All rows of `path` as dicts of stripped strings.
+
+    Raises:
+        PrepError: unreadable file, or a required column missing (named).
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            columns = [c.strip() for c in (reader.fieldnames or [])]
+            missing = [c for c in required if c not in columns]
+            if missing:
+                raise PrepError(
+                    f"{path}: missing column{'s' if len(missing) > 1 else ''} "
+                    f"{', '.join(repr(c) for c in missing)} (has: {', '.join(columns) or 'no header'})"
+                )
+            reader.fieldnames = columns
+            return [
+                {k: (v or "").strip() for k, v in row.items() if k is not None} for row in reader
+            ]
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise PrepError(f"{path}: cannot read csv ({type(e).__name__}: {e})") from e
+
+
+def parse_rows(
+    table: list[dict[str, str]], csv_name: str, labelled: bool, seen: dict[str, str]
+) -> tuple[list[Row], list[tuple[str, str, str]]]:
+    """Validate csv rows. Bad rows (empty id/path, duplicate id, unknown label) become errors.
+
+    `seen` maps ids already used (across csv files) to where they were first seen;
+    the first occurrence of an id wins.
+    """
+    rows, errors = [], []
+    for line, rec in enumerate(table, start=2):  # line 1 is the header
+        rid, path = rec.get("id", ""), rec.get("path", "")
+        where = f"{csv_name} line {line}"
+        if not rid:
+            errors.append((rid, path, f"{where}: empty id"))
+            continue
+        if rid in seen:
+            errors.append((rid, path, f"{where}: duplicate id (first seen at {seen[rid]})"))
+            continue
+        seen[rid] = where
+        if not path:
+            errors.append((rid, path, f"{where}: empty path"))
+            continue
+        if labelled:
+            label = rec.get("label", "").lower()
+            if label not in LABELS:
+                errors.append(
+                    (rid, path, f"{where}: label {rec.get('label', '')!r} is not 'real' or 'fake'")
+                )
+                continue
+            fake, real = LABELS[label]
+        else:
+            fake = real = -1  # records.UNKNOWN_LABEL
+        rows.append(Row(rid, path, fake, real))
+    return rows, errors
+
+
+# --------------------------------------------------------------------------- #
+# Validation split
+# --------------------------------------------------------------------------- #
+def load_groups(
+    data_dir: Path, train_table: list[dict[str, str]], group_column: str
+) -> tuple[dict[str, str] | None, str, str]:
+    """Speaker of every train id: `(id -> group or None, column, source file)`.
+
+    `group_column` set: taken from train.csv, else meta.csv; missing in both is an
+    error. Unset: meta.csv's `speaker_or_voice` when present, else no groups.
+    """
+    meta_path = data_dir / META_CSV
+    if group_column:
+        if train_table and group_column in train_table[0]:
+            return {r["id"]: r[group_column] for r in train_table}, group_column, TRAIN_CSV
+        if meta_path.is_file():
+            meta = read_csv_rows(meta_path, ["id", group_column])
+            return {r["id"]: r[group_column] for r in meta}, group_column, META_CSV
+        raise PrepError(
+            f"prep.group_column={group_column!r}: no such column in {data_dir / TRAIN_CSV} "
+            f"and no {META_CSV} in {data_dir}"
+        )
+    if meta_path.is_file():
+        meta = read_csv_rows(meta_path, ["id"])
+        if meta and META_GROUP_COLUMN in meta[0]:
+            return {r["id"]: r[META_GROUP_COLUMN] for r in meta}, META_GROUP_COLUMN, META_CSV
+    return None, "", ""
+
+
+def split_train_val(
+    rows: list[Row], groups: dict[str, str] | None, val_fraction: float, seed: int
+) -> tuple[list[Row], list[Row], str]:
+    """Split labelled rows into (train, val, method).
+
+    With groups ("group"): whole speakers go to val, in a seeded random order,
+    as long as they fit the per-label targets `val_fraction * count(label)`
+    (speakers too big to fit stay in train), so val is speaker-disjoint and
+    close to the label balance and size asked for. Rows without a group
+    (unknown id, "", "-") are each their own group. Without groups
+    ("stratified"): a stratified random split. Order within each part follows the csv.
+    """
+    if val_fraction <= 0 or len(rows) < 2:
+        return list(rows), [], "none"
+    labels = np.array([r.real for r in rows])
+    if groups is not None:
+        keys = []
+        for r in rows:
+            g = groups.get(r.id, "")
+            keys.append(f"group:{g}" if g not in NO_GROUP else f"id:{r.id}")
+        members: dict[str, list[int]] = collections.defaultdict(list)
+        for i, k in enumerate(keys):
+            members[k].append(i)
+        if len(members) >= 2:
+            return (*_group_split(rows, labels, members, val_fraction, seed), "group")
+    from sklearn.model_selection import train_test_split
+
+    n_val = max(1, round(val_fraction * len(rows)))
+    counts = np.bincount(labels, minlength=2)
+    # Stratify only when every class can appear on both sides.
+    stratify = labels if counts.min() >= 2 and n_val >= 2 and len(rows) - n_val >= 2 else None
+    idx = np.arange(len(rows))
+    _, val_idx = train_test_split(idx, test_size=n_val, random_state=seed, stratify=stratify)
+    is_val = np.zeros(len(rows), bool)
+    is_val[val_idx] = True
+    return _take(rows, ~is_val), _take(rows, is_val), "stratified"
+
+
+def _group_split(
+    rows: list[Row],
+    labels: np.ndarray,
+    members: dict[str, list[int]],
+    val_fraction: float,
+    seed: int,
+) -> tuple[list[Row], list[Row]]:
+    """Greedy speaker-disjoint split filling per-label val targets (see `split_train_val`)."""
+    target = val_fraction * np.bincount(labels, minlength=2)  # [fake-ish=0, real=1] rows wanted
+    keys = sorted(members)
+    order = np.random.default_rng(seed).permutation(len(keys))
+    have = np.zeros(2)
+    is_val = np.zeros(len(rows), bool)
+    for j in order:
+        idx = members[keys[j]]
+        add = np.bincount(labels[idx], minlength=2)
+        # Allow half a clip of slack per label so targets like 4.5 can be met.
+        if np.all(have + add <= target + 0.5):
+            is_val[idx] = True
+            have += add
+        if np.all(have >= target - 0.5):
+            break
+    if not is_val.any():  # every speaker is bigger than the target: take the smallest
+        smallest = min(keys, key=lambda k: (len(members[k]), k))
+        is_val[members[smallest]] = True
+    if is_val.all():
+        raise PrepError("group split would leave no training data: lower prep.val_fraction")
+    return _take(rows, ~is_val), _take(rows, is_val)
+
+
+def _take(rows: list[Row], mask: np.ndarray) -> list[Row]:
+    return [r for r, keep in zip(rows, mask) if keep]
+
+
+# --------------------------------------------------------------------------- #
+# Shard plan
+# --------------------------------------------------------------------------- #
+def num_shards_for(n_split: int, n_reference: int, num_shards: int) -> int:
+    """Train gets `num_shards`; other splits proportionally fewer, at least 1, never more than rows."""
+    if n_split == 0:
+        return 0
+    wanted = max(1, round(num_shards * n_split / max(n_reference, 1)))
+    return min(wanted, n_split)
+
+
+def assign_shards(rows: list[Row], n_shards: int, seed: int, split: str) -> list[list[Row]]:
+    """Seeded shuffle, then contiguous ranges: shard k gets rows [k*N/n, (k+1)*N/n).
+
+    The shuffle mixes labels and speakers across shards (the csv is often sorted);
+    contiguous ranges let shards complete one after another (resume).
+    """
+    if n_shards == 0:
+        return []
+    split_seed = int.from_bytes(hashlib.sha256(f"{seed}:{split}".encode()).digest()[:8], "little")
+    order = np.random.default_rng(split_seed).permutation(len(rows))
+    bounds = [round(k * len(rows) / n_shards) for k in range(n_shards + 1)]
+    return [[rows[i] for i in order[bounds[k] : bounds[k + 1]]] for k in range(n_shards)]
+
+
+def _json_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- #
+# Decoding (worker threads)
+# --------------------------------------------------------------------------- #
+def fix_length_np(waveform: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """numpy twin of `features.fix_length` (same crop/pad rules), for decode threads."""
+    target = cfg.num_samples
+    length = waveform.shape[-1]
+    start = max(length - target, 0) // 2 if cfg.crop == "center" else 0
+    cropped = waveform[start : start + min(length, target)]
+    missing = target - cropped.shape[-1]
+    before = missing // 2 if cfg.pad == "center" else 0
+    return np.pad(cropped, (before, missing - before)).astype(np.float32, copy=False)
+
+
+def _decode(path: Path, cfg: FeatureConfig, backend: str) -> np.ndarray | str:
+    """Fixed-length `[num_samples]` float32 clip, or the reason it cannot be used."""
+    from deepwave_tf import audio
+
+    try:
+        return fix_length_np(audio.load(path, cfg.sample_rate_hz, backend), cfg)
+    except audio.AudioError as e:
+        return e.reason
+    except audio.AudioBackendError:
+        raise  # the backend itself is broken: every file would fail, stop now
+    except Exception as e:  # never let one file crash the run
+        return f"unexpected decode error ({type(e).__name__}: {e})"
+
+
+def _decoded_in_order(
+    tasks: list[tuple[str, int, Row]], data_dir: Path, cfg: Config, workers: int
+) -> Iterator[tuple[tuple[str, int, Row], np.ndarray | str]]:
+    """Decode `tasks` on a thread pool, yielding results in task order.
+
+    At most `window` files are in flight or waiting, so memory stays bounded.
+    """
+    window = max(2 * cfg.prep.batch_size, 4 * workers)
+    pending: collections.deque = collections.deque()
+    it = iter(tasks)
+    with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
+        try:
+            for task in it:
+                path = task[2].resolve(data_dir)
+                pending.append((task, pool.submit(_decode, path, cfg.features, cfg.prep.backend)))
+                if len(pending) >= window:
+                    t, fut = pending.popleft()
+                    yield t, fut.result()
+            while pending:
+                t, fut = pending.popleft()
+                yield t, fut.result()
+        finally:
+            for _, fut in pending:
+                fut.cancel()
+
+
+# --------------------------------------------------------------------------- #
+# Writing
+# --------------------------------------------------------------------------- #
+class _Stats:
+    """Running float64 sums per MFCC coefficient and per mel band over all frames."""
+
+    def __init__(self, cfg: FeatureConfig):
+        self.frames = 0
+        self.sums = {k: np.zeros(n) for k, n in (("mfcc", cfg.n_mfcc), ("mel", cfg.n_mels))}
+        self.sumsq = {k: np.zeros_like(v) for k, v in self.sums.items()}
+
+    def add(self, mfcc: np.ndarray, mel: np.ndarray) -> None:
+        """`mfcc [B, frames, n_mfcc]`, `mel [B, n_mels, frames]`."""
+        self.frames += mfcc.shape[0] * mfcc.shape[1]
+        for key, x, axes in (("mfcc", mfcc, (0, 1)), ("mel", mel, (0, 2))):
+            x = x.astype(np.float64)
+            self.sums[key] += x.sum(axis=axes)
+            self.sumsq[key] += np.square(x).sum(axis=axes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "frames": self.frames,
+            "sum": {k: v.tolist() for k, v in self.sums.items()},
+            "sumsq": {k: v.tolist() for k, v in self.sumsq.items()},
+        }
+
+
+def combine_stats(parts: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]] | None:
+    """Mean/std per coefficient from per-shard sums (combined in shard order: same result on resume)."""
+    frames = sum(p["frames"] for p in parts)
+    if frames == 0:
+        return None
+    out = {}
+    for key in ("mfcc", "mel"):
+        total = np.sum([p["sum"][key] for p in parts], axis=0)
+        total_sq = np.sum([p["sumsq"][key] for p in parts], axis=0)
+        mean = total / frames
+        std = np.sqrt(np.maximum(total_sq / frames - mean**2, 0.0))
+        out[key] = {"mean": mean.tolist(), "std": std.tolist()}
+    return out
+
+
+class _ShardWriter:
+    """Writes one shard as `<name>.incomplete`; `close` writes the sidecar then renames."""
+
+    def __init__(self, out_dir: Path, name: str, split: str, plan_hash: str, cfg: Config):
+        import tensorflow as tf
+
+        self.final = out_dir / name
+        self.temp = out_dir / (name + INCOMPLETE)
+        self.sidecar = out_dir / STATE_DIR / (name + ".json")
+        self.name, self.split, self.plan_hash = name, split, plan_hash
+        self.writer = tf.io.TFRecordWriter(str(self.temp), options=cfg.prep.compression or None)
+        self.count = self.fake = self.real = 0
+        self.errors: list[tuple[str, str, str]] = []
+        self.stats = _Stats(cfg.features) if split == "train" else None
+
+    def write(self, serialized: bytes, row: Row) -> None:
+        self.writer.write(serialized)
+        self.count += 1
+        self.fake += max(row.fake, 0)
+        self.real += max(row.real, 0)
+
+    def close(self) -> dict[str, Any]:
+        self.writer.close()
+        info = {
+            "shard": self.name,
+            "split": self.split,
+            "plan_hash": self.plan_hash,
+            "bytes": self.temp.stat().st_size,
+            "count": self.count,
+            "fake": self.fake,
+            "real": self.real,
+            "errors": [list(e) for e in self.errors],
+            "stats": self.stats.to_json() if self.stats is not None else None,
+        }
+        _write_json_atomic(self.sidecar, info)
+        self.temp.replace(self.final)
+        return info
+
+    def abort(self) -> None:
+        try:
+            self.writer.close()
+        finally:
+            self.temp.unlink(missing_ok=True)
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def _complete_shard_info(out_dir: Path, name: str, plan_hash: str) -> dict[str, Any] | None:
+    """The sidecar of a complete shard of this plan, else None (shard must be rebuilt)."""
+    final, sidecar = out_dir / name, out_dir / STATE_DIR / (name + ".json")
+    if not (final.is_file() and sidecar.is_file()):
+        return None
+    try:
+        info = json.loads(sidecar.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if info.get("plan_hash") != plan_hash or info.get("bytes") != final.stat().st_size:
+        return None
+    return info
+
+
+def _clean(out_dir: Path, name: str) -> None:
+    """Remove what an earlier prep wrote here (only files prep itself names)."""
+    for p in out_dir.glob(f"{name}-*.tfrecord-*"):
+        p.unlink()
+    for fname in ("manifest.json", ERRORS_CSV, "config.json", "config.toml"):
+        (out_dir / fname).unlink(missing_ok=True)
+    shutil.rmtree(out_dir / STATE_DIR, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- #
+# The run
+# --------------------------------------------------------------------------- #
+def run(
+    cfg: Config,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    strict: bool = False,
+    progress: bool = True,
+    splits: Sequence[str] | None = None,
+) -> PrepResult:
+    """Decode `data_dir`'s csv files into sharded TFRecords in `out_dir`.
+
+    Args:
+        cfg: resolved config (`cfg.features`, `cfg.prep`).
+        data_dir: holds `train.csv` and/or `test.csv` (paths relative to it),
+            optionally `meta.csv`.
+        out_dir: records directory; its name is the shard-name prefix.
+        resume: keep complete shards of the same plan and build the rest.
+        strict: exit code 1 if any row was left out.
+        progress: show a tqdm progress bar (clips/s).
+        splits: csv files to read: subset of ("train", "test"); None = those present.
+            "train" also produces "val".
+
+    Returns:
+        PrepResult. Bad rows and files are in `result.errors` and `errors.csv`.
+
+    Raises:
+        PrepError: missing data dir/csv/column, or a changed plan with `resume`.
+        AudioBackendError: the chosen backend cannot be loaded.
+    """
+    from deepwave_tf import records
+
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    name = out_dir.name
+    inputs = _find_inputs(data_dir, splits)
+
+    # ---- rows, csv-level errors, split ------------------------------------ #
+    seen: dict[str, str] = {}
+    errors: list[tuple[str, str, str]] = []
+    parts: dict[str, list[Row]] = {}
+    split_info: dict[str, Any] = {
+        "method": "none",
+        "group_column": "",
+        "seed": cfg.prep.seed,
+        "val_fraction": cfg.prep.val_fraction,
+    }
+    csv_digests = {}
+    if "train" in inputs:
+        table = read_csv_rows(inputs["train"], ["id", "path", "label"])
+        rows, errs = parse_rows(table, TRAIN_CSV, labelled=True, seen=seen)
+        errors += errs
+        groups, column, source = load_groups(data_dir, table, cfg.prep.group_column)
+        train, val, method = split_train_val(rows, groups, cfg.prep.val_fraction, cfg.prep.seed)
+        parts["train"], parts["val"] = train, val
+        split_info.update(method=method, group_column=column if method == "group" else "")
+        if method == "group":
+            split_info["group_source"] = source
+        csv_digests[TRAIN_CSV] = _file_digest(inputs["train"])
+        if source:
+            csv_digests[source] = _file_digest(data_dir / source)
+    if "test" in inputs:
+        table = read_csv_rows(inputs["test"], ["id", "path"])
+        rows, errs = parse_rows(table, TEST_CSV, labelled=False, seen=seen)
+        errors += errs
+        parts["test"] = rows
+        csv_digests[TEST_CSV] = _file_digest(inputs["test"])
+
+    # ---- plan ------------------------------------------------------------- #
+    reference = len(parts.get("train", [])) or max((len(v) for v in parts.values()), default=0)
+    shards: dict[str, list[list[Row]]] = {}
+    for split in records.SPLITS:
+        if split in parts:
+            n = num_shards_for(len(parts[split]), reference, cfg.prep.num_shards)
+            if n:
+                shards[split] = assign_shards(parts[split], n, cfg.prep.seed, split)
+    names = {
+        split: [records.shard_name(name, split, i, len(s)) for i in range(len(s))]
+        for split, s in shards.items()
+    }
+    plan = {
+        "feature_hash": cfg.features.hash(),
+        "prep": {
+            k: getattr(cfg.prep, k)
+            for k in (
+                "backend",
+                "compression",
+                "store_waveform",
+                "seed",
+                "val_fraction",
+                "group_column",
+                "num_shards",
+                "batch_size",
+            )
+        },
+        "csv_sha256": csv_digests,
+        "shards": {
+            split: {
+                n: [[r.id, r.path, r.fake, r.real] for r in rows]
+                for n, rows in zip(names[split], s)
+            }
+            for split, s in shards.items()
+        },
+    }
+    plan_hash = _json_hash(plan)
+    state = out_dir / STATE_DIR
+    if resume:
+        _check_resume_plan(state / PLAN, plan, plan_hash)
+    else:
+        _clean(out_dir, name) if out_dir.exists() else None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / records.MANIFEST).unlink(missing_ok=True)  # written last; stale = misleading
+    for stale in out_dir.glob(f"{name}-*{INCOMPLETE}"):
+        stale.unlink()
+    state.mkdir(exist_ok=True)
+    _write_json_atomic(state / PLAN, {"plan_hash": plan_hash, **plan})
+    cfg.save(out_dir)
+
+    # ---- decode, featurise, write ---------------------------------------- #
+    done: dict[str, dict[str, Any]] = {}
+    tasks: list[tuple[str, int, Row]] = []
+    for split, split_shards in shards.items():
+        for i, rows in enumerate(split_shards):
+            info = _complete_shard_info(out_dir, names[split][i], plan_hash) if resume else None
+            if info is not None:
+                done[names[split][i]] = info
+            else:
+                tasks.extend((split, i, r) for r in rows)
+    try:
+        done.update(_write_shards(tasks, names, data_dir, out_dir, plan_hash, cfg, progress))
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted: complete shards are kept in {out_dir}; finish with\n"
+            f"  python -m deepwave_tf.prep --data {data_dir} --out {out_dir} --resume "
+            "(plus the same --config/--set options)",
+            file=sys.stderr,
+        )
+        raise
+
+    # ---- summarise -------------------------------------------------------- #
+    counts: dict[str, dict[str, int]] = {}
+    stat_parts = []
+    for split, split_names in names.items():
+        infos = [done[n] for n in split_names]
+        counts[split] = {k: sum(i[k] for i in infos) for k in ("fake", "real")}
+        counts[split] = {"total": sum(i["count"] for i in infos), **counts[split]}
+        for info in infos:
+            errors += [tuple(e) for e in info["errors"]]
+            if split == "train":
+                stat_parts.append(info["stats"])
+    _write_errors(out_dir / ERRORS_CSV, errors)
+    manifest = {
+        "name": name,
+        "feature_config": dataclasses.asdict(cfg.features),
+        "feature_hash": cfg.features.hash(),
+        "compression": cfg.prep.compression,
+        "with_waveform": cfg.prep.store_waveform,
+        "counts": counts,
+        "shards": names,
+        "stats": combine_stats(stat_parts) if stat_parts else None,
+        "split": split_info,
+        "versions": _versions(cfg.prep.backend),
+        "errors": len(errors),
+        "backend": cfg.prep.backend,
+        "source": {"data_dir": str(data_dir.resolve()), "csv_sha256": csv_digests},
+        "plan_hash": plan_hash,
+    }
+    records.write_manifest(out_dir, manifest)
+    total = sum(c["total"] for c in counts.values())
+    exit_code = 1 if total == 0 or (strict and errors) else 0
+    return PrepResult(out_dir, manifest, counts, errors, exit_code)
+
+
+def _write_shards(
+    tasks: list[tuple[str, int, Row]],
+    names: dict[str, list[str]],
+    data_dir: Path,
+    out_dir: Path,
+    plan_hash: str,
+    cfg: Config,
+    progress: bool,
+) -> dict[str, dict[str, Any]]:
+    """Decode, featurise and write every task; returns sidecar info per shard written."""
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from deepwave_tf import audio, features, records
+
+    if cfg.prep.backend == "tfio":
+        audio.tfio_module()  # fail now, clearly, rather than once per file
+    fcfg, batch_size = cfg.features, cfg.prep.batch_size
+    workers = cfg.prep.workers or os.cpu_count() or 1
+
+    @tf.function(input_signature=[tf.TensorSpec([batch_size, fcfg.num_samples], tf.float32)])
+    def featurize(waveforms):
+        return features.compute_features(waveforms, fcfg)
+
+    written: dict[str, dict[str, Any]] = {}
+    writer: _ShardWriter | None = None
+    batch: list[tuple[Row, np.ndarray]] = []
+    buffer = np.zeros((batch_size, fcfg.num_samples), np.float32)
+
+    def flush():
+        if not batch:
+            return
+        buffer[len(batch) :] = 0.0  # padding rows; their features are dropped
+        for j, (_, wav) in enumerate(batch):
+            buffer[j] = wav
+        out = featurize(tf.constant(buffer))
+        mfcc, mel = (
+            out[features.MFCC].numpy()[: len(batch)],
+            out[features.MEL].numpy()[: len(batch)],
+        )
+        if writer.stats is not None:
+            writer.stats.add(mfcc, mel)
+        for j, (row, wav) in enumerate(batch):
+            serialized = records.serialize_example(
+                row.id,
+                {features.MFCC: mfcc[j], features.MEL: mel[j]},
+                row.fake,
+                row.real,
+                waveform=wav if cfg.prep.store_waveform else None,
+            )
+            writer.write(serialized, row)
+        batch.clear()
+
+    bar = tqdm(total=len(tasks), unit="clip", disable=not progress, dynamic_ncols=True)
+    current = None
+    try:
+        for (split, index, row), decoded in _decoded_in_order(tasks, data_dir, cfg, workers):
+            if (split, index) != current:
+                if writer is not None:
+                    flush()  # batches never span shards: resume writes the same bytes
+                    written[writer.name] = writer.close()
+                current = (split, index)
+                writer = _ShardWriter(out_dir, names[split][index], split, plan_hash, cfg)
+                bar.set_description(f"{split} {index + 1}/{len(names[split])}")
+            if isinstance(decoded, str):
+                writer.errors.append((row.id, row.path, decoded))
+            else:
+                batch.append((row, decoded))
+                if len(batch) == batch_size:
+                    flush()
+            bar.update(1)
+        if writer is not None:
+            flush()
+            written[writer.name] = writer.close()
+            writer = None
+    except BaseException:
+        if writer is not None:
+            writer.abort()  # never leave a partial shard under a final name
+        raise
+    finally:
+        bar.close()
+    return written
+
+
+def _find_inputs(data_dir: Path, splits: Sequence[str] | None) -> dict[str, Path]:
+    if not data_dir.is_dir():
+        raise PrepError(f"data directory not found: {data_dir}")
+    present = {s: data_dir / f for s, f in (("train", TRAIN_CSV), ("test", TEST_CSV))}
+    present = {s: p for s, p in present.items() if p.is_file()}
+    if splits is None:
+        if not present:
+            raise PrepError(f"{data_dir} has neither {TRAIN_CSV} nor {TEST_CSV}")
+        return present
+    unknown = [s for s in splits if s not in ("train", "test")]
+    if unknown:
+        raise PrepError(f"unknown split(s) {unknown}: choose from train, test")
+    missing = [f"{s}.csv" for s in splits if s not in present]
+    if missing:
+        raise PrepError(f"{data_dir} has no {', '.join(missing)}")
+    return {s: present[s] for s in splits}
+
+
+def _check_resume_plan(path: Path, plan: dict[str, Any], plan_hash: str) -> None:
+    """Refuse to resume into a directory whose plan (config, csv, assignment) differs."""
+    if not path.is_file():
+        return  # nothing to resume: a fresh run
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return
+    if old.get("plan_hash") == plan_hash:
+        return
+    diffs = []
+    for key in ("feature_hash", "csv_sha256"):
+        if old.get(key) != plan[key]:
+            diffs.append(f"{key}: {old.get(key)!r} -> {plan[key]!r}")
+    for key, value in plan["prep"].items():
+        if old.get("prep", {}).get(key) != value:
+            diffs.append(f"prep.{key}: {old.get('prep', {}).get(key)!r} -> {value!r}")
+    if not diffs:
+        diffs.append("shard assignment differs")
+    raise PrepError(
+        f"cannot --resume in {path.parent.parent}: the earlier run used another plan "
+        f"({'; '.join(diffs)}). Run again without --resume to start over."
+    )
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _write_errors(path: Path, errors: list[tuple[str, str, str]]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "path", "reason"])
+        w.writerows(errors)
+    tmp.replace(path)
+
+
+def _versions(backend: str) -> dict[str, str]:
+    from importlib import metadata
+
+    import deepwave_tf
+
+    libs = ["tensorflow-cpu", "tensorflow", "numpy", "soundfile", "soxr", "scikit-learn"]
+    if backend == "tfio":
+        libs.append("tensorflow-io")
+    out = {"deepwave_tf": deepwave_tf.__version__, "python": sys.version.split()[0]}
+    for lib in libs:
+        try:
+            out[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# CLI
+# --------------------------------------------------------------------------- #
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m deepwave_tf.prep",
+        description="Decode audio listed in train.csv/test.csv into sharded TFRecords.",
+    )
+    parser.add_argument(
+        "--data", type=Path, required=True, help="dir with train.csv and/or test.csv"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="output dir, e.g. tfrecords/NAME")
+    add_config_arguments(parser)
+    parser.add_argument("--val-fraction", type=float, help="overrides prep.val_fraction")
+    parser.add_argument("--with-waveform", action="store_true", help="also store the waveform")
+    parser.add_argument(
+        "--splits", help="comma-separated csv files to read: train,test (default: present)"
+    )
+    parser.add_argument("--resume", action="store_true", help="finish an interrupted run")
+    parser.add_argument("--strict", action="store_true", help="exit code 1 if any row is left out")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from deepwave_tf.audio import AudioBackendError, AudioError
+    from deepwave_tf.records import ManifestError
+
+    overrides = list(args.overrides)
+    if args.val_fraction is not None:
+        overrides.append(f"prep.val_fraction={args.val_fraction!r}")
+    if args.with_waveform:
+        overrides.append("prep.store_waveform=true")
+    splits = [s.strip() for s in args.splits.split(",") if s.strip()] if args.splits else None
+    try:
+        cfg = load_config(args.config, overrides)
+        result = run(
+            cfg,
+            args.data,
+            args.out,
+            resume=args.resume,
+            strict=args.strict,
+            progress=not args.no_progress,
+            splits=splits,
+        )
+    except (ConfigError, PrepError, ManifestError, AudioError, AudioBackendError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    print(summary(result))
+    return result.exit_code
+
+
+def summary(result: PrepResult) -> str:
+    """Human-readable end-of-run summary."""
+    lines = [f"wrote {result.out_dir}"]
+    for split, c in result.counts.items():
+        n = len(result.manifest["shards"][split])
+        lines.append(
+            f"  {split:5s} {c['total']:6d} clips (fake {c['fake']}, real {c['real']}) in {n} shard(s)"
+        )
+    if result.errors:
+        lines.append(f"  {len(result.errors)} row(s) left out, see {result.out_dir / ERRORS_CSV}:")
+        lines += [f"    {i}: {reason}" for i, _, reason in result.errors[:5]]
+        if len(result.errors) > 5:
+            lines.append(f"    ... and {len(result.errors) - 5} more")
+    else:
+        lines.append("  no errors")
+    if result.exit_code:
+        lines.append(
+            "FAILED: nothing usable was written"
+            if not any(c["total"] for c in result.counts.values())
+            else "FAILED (--strict): rows were left out"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
