@@ -14,6 +14,7 @@ Errors are `AudioError(path, reason)`: callers record them, never crash on them.
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 
 import numpy as np
@@ -108,49 +109,157 @@ def load(path: str | Path, sample_rate_hz: int, backend: str = "soundfile") -> n
 
 
 def load_tfio(path: str | Path, sample_rate_hz: int) -> np.ndarray:
-    """Decode one file with tensorflow-io (eager); same contract as `load_soundfile`."""
+    """Decode one file with tensorflow-io; same contract as `load_soundfile`.
+
+    Runs `decode_tfio` through a `tf.function` traced once per rate.
+
+    Raises:
+        AudioError: missing, empty, truncated, corrupt or non-audio file, or a
+            sample rate / sample type the in-graph decoder does not handle.
+        AudioBackendError: tensorflow-io cannot be loaded.
+    """
     path = Path(path)
     if not path.exists():
         raise AudioError(path, "file not found")
+    if path.is_dir():
+        raise AudioError(path, "is a directory, not an audio file")
     if path.stat().st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
-    import tensorflow as tf
-
+    decoder = _tfio_decoder(sample_rate_hz)
     try:
-        waveform = decode_tfio(tf.io.read_file(str(path)), path.suffix.lower(), sample_rate_hz)
-        waveform = waveform.numpy()
-    except AudioBackendError:
-        raise
-    except Exception as e:
-        raise AudioError(path, f"cannot decode audio ({type(e).__name__}: {e})") from None
+        waveform = decoder(str(path)).numpy()
+    except Exception as e:  # tf.errors.* from the decoding ops
+        message = _tf_error_text(getattr(e, "message", None) or str(e))
+        raise AudioError(path, f"cannot decode audio ({type(e).__name__}: {message})") from None
     if waveform.shape[0] == 0:
         raise AudioError(path, "decoded to 0 samples")
+    if not np.all(np.isfinite(waveform)):
+        raise AudioError(path, "decoded samples contain NaN or inf")
     return waveform
 
 
-def decode_tfio(contents, suffix: str, sample_rate_hz: int):
-    """In-graph decode of encoded bytes with tensorflow-io: `[samples]` float32 mono."""
+def _tf_error_text(message: str) -> str:
+    """The op's own words from a TF error (drops "Graph execution error", node and op tags)."""
+    skip = ("[[", "Graph execution error", "Detected at node")
+    lines = [
+        ln.strip() for ln in message.splitlines() if ln.strip() and not ln.strip().startswith(skip)
+    ]
+    text = " ".join(lines) or message.strip()
+    return re.sub(r"\s*\[Op:[^\]]*\]", "", text)[:300]
+
+
+@functools.lru_cache(maxsize=8)
+def _tfio_decoder(sample_rate_hz: int):
     import tensorflow as tf
 
-    tfio = tfio_module()
-    if suffix in (".ogg", ".oga"):
-        audio = tfio.audio.decode_vorbis(contents)
-        rate = None
-    elif suffix == ".wav":
-        audio, rate = tf.audio.decode_wav(contents)  # float32 in [-1, 1], core TF
-    elif suffix == ".flac":
-        audio = tfio.audio.decode_flac(contents, dtype=tf.int16)
-        audio = tf.cast(audio, tf.float32) / 32768.0
-        rate = None
-    elif suffix == ".mp3":
-        audio = tfio.audio.decode_mp3(contents)
-        rate = None
-    else:
-        raise AudioError(suffix, f"tfio backend cannot decode {suffix!r} files")
-    if rate is None:
-        # tfio's decode_* ops do not return the rate; AudioIOTensor reads it from the header.
-        raise AudioBackendError("internal: rate must be read with AudioIOTensor")
-    mono = tf.reduce_mean(tf.cast(audio, tf.float32), axis=-1)
-    if int(rate) != sample_rate_hz:
-        mono = tfio.audio.resample(mono, int(rate), sample_rate_hz)
-    return mono
+    tfio_module()
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+    def decode(path):
+        return decode_tfio(path, sample_rate_hz)
+
+    return decode
+
+
+# Rates the in-graph resampler handles: tensorflow-io's resample op takes the
+# rates as static attributes, so each source rate is one branch of a `tf.case`.
+TFIO_RATES_HZ = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
+
+# tf.DataType enum values reported by `io_audio_readable_spec`, and the scale to [-1, 1].
+_TFIO_SAMPLE_TYPES = (
+    (1, "float32", 1.0),
+    (5, "int16", 1 / 32768.0),
+    (3, "int32", 1 / 2147483648.0),
+)
+
+
+def decode_tfio(path, sample_rate_hz: int):
+    """In-graph decode of one audio file with tensorflow-io (usable in `tf.data` maps).
+
+    ogg/vorbis, wav (16/24/32-bit int and float), flac and mp3; channels are
+    averaged to mono; any rate in `TFIO_RATES_HZ` is resampled to `sample_rate_hz`.
+
+    Args:
+        path: scalar string tensor, the file path.
+        sample_rate_hz: output rate.
+
+    Returns:
+        `[samples]` float32 in [-1, 1].
+
+    Raises:
+        tf.errors.InvalidArgumentError (at run time): undecodable file, or an
+            unsupported sample type or rate (message names it).
+    """
+    import tensorflow as tf
+
+    tfio_module()
+    # `AudioIOTensor` needs the sample type statically in graph mode, but it is
+    # only known once the header is read; the readable ops below are what it
+    # wraps, and a `tf.case` on the runtime type picks a read of that type.
+    from tensorflow_io.python.ops import core_ops
+
+    resource = core_ops.io_audio_readable_init(path)
+    _, dtype_enum, rate = core_ops.io_audio_readable_spec(resource)
+
+    def reader(dtype: str, scale: float):
+        def read():
+            samples = core_ops.io_audio_readable_read(resource, 0, -1, dtype=tf.as_dtype(dtype))
+            return tf.reshape(tf.cast(samples, tf.float32) * scale, [-1, tf.shape(samples)[-1]])
+
+        return read
+
+    def unsupported(what, value):
+        def fail():
+            check = tf.debugging.Assert(False, [f"tfio backend: unsupported {what}", value, path])
+            with tf.control_dependencies([check]):
+                return tf.zeros([0, 1], tf.float32)
+
+        return fail
+
+    audio = tf.case(
+        [
+            (tf.equal(dtype_enum, code), reader(name, scale))
+            for code, name, scale in _TFIO_SAMPLE_TYPES
+        ],
+        default=unsupported("sample type (tf.DataType enum)", dtype_enum),
+        exclusive=True,
+    )
+    mono = tf.reduce_mean(audio, axis=-1)  # [samples]
+
+    def resampler(rate_in: int):
+        # The op streams through soxr and delays its output by a fixed latency
+        # (e.g. 32 samples at 44.1 kHz -> 32 kHz); soxr's one-shot call (the
+        # soundfile backend) does not. Pad the tail, drop the latency, and keep
+        # soxr's length round(n * out / in) so both backends line up.
+        latency = _tfio_resample_latency(rate_in, sample_rate_hz)
+        pad_in = -(-latency * rate_in // sample_rate_hz) + 1
+
+        def resample():
+            padded = tf.pad(mono, [[0, pad_in]])[:, None]
+            out = core_ops.io_audio_resample(padded, rate_in=rate_in, rate_out=sample_rate_hz)
+            n = tf.cast(tf.shape(mono)[0], tf.int64)
+            length = (2 * n * sample_rate_hz + rate_in) // (2 * rate_in)
+            return out[latency : latency + length, 0]
+
+        return resample
+
+    branches = [(tf.equal(rate, sample_rate_hz), lambda: mono)]
+    branches += [(tf.equal(rate, r), resampler(r)) for r in TFIO_RATES_HZ if r != sample_rate_hz]
+    mono = tf.case(
+        branches, default=lambda: unsupported("sample rate", rate)()[:, 0], exclusive=True
+    )
+    return tf.ensure_shape(mono, [None])
+
+
+@functools.cache
+def _tfio_resample_latency(rate_in: int, rate_out: int) -> int:
+    """Output samples by which tensorflow-io's resample op delays its input (measured once)."""
+    import tensorflow as tf
+    from tensorflow_io.python.ops import core_ops
+
+    with tf.init_scope():  # runs eagerly even while a tf.function is being traced
+        impulse = np.zeros((rate_in, 1), np.float32)
+        impulse[rate_in // 2] = 1.0
+        out = core_ops.io_audio_resample(impulse, rate_in=rate_in, rate_out=rate_out).numpy()
+    expected = (rate_in // 2) * rate_out / rate_in
+    return max(0, int(round(int(np.argmax(np.abs(out[:, 0]))) - expected)))

@@ -40,7 +40,7 @@ import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -73,6 +73,15 @@ class Row:
 
     def resolve(self, data_dir: Path) -> Path:
         return data_dir / self.path
+
+
+class Task(NamedTuple):
+    """One clip to write: `position` is its index in the whole plan (fixes its batch slot)."""
+
+    position: int
+    split: str
+    shard: int
+    row: Row
 
 
 @dataclasses.dataclass
@@ -316,8 +325,8 @@ def _decode(path: Path, cfg: FeatureConfig, backend: str) -> np.ndarray | str:
 
 
 def _decoded_in_order(
-    tasks: list[tuple[str, int, Row]], data_dir: Path, cfg: Config, workers: int
-) -> Iterator[tuple[tuple[str, int, Row], np.ndarray | str]]:
+    tasks: list[Task], data_dir: Path, cfg: Config, workers: int
+) -> Iterator[tuple[Task, np.ndarray | str]]:
     """Decode `tasks` on a thread pool, yielding results in task order.
 
     At most `window` files are in flight or waiting, so memory stays bounded.
@@ -328,7 +337,7 @@ def _decoded_in_order(
     with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
         try:
             for task in it:
-                path = task[2].resolve(data_dir)
+                path = task.row.resolve(data_dir)
                 pending.append((task, pool.submit(_decode, path, cfg.features, cfg.prep.backend)))
                 if len(pending) >= window:
                     t, fut = pending.popleft()
@@ -386,13 +395,15 @@ def combine_stats(parts: list[dict[str, Any]]) -> dict[str, dict[str, list[float
 class _ShardWriter:
     """Writes one shard as `<name>.incomplete`; `close` writes the sidecar then renames."""
 
-    def __init__(self, out_dir: Path, name: str, split: str, plan_hash: str, cfg: Config):
+    def __init__(
+        self, out_dir: Path, name: str, split: str, index: int, plan_hash: str, cfg: Config
+    ):
         import tensorflow as tf
 
         self.final = out_dir / name
         self.temp = out_dir / (name + INCOMPLETE)
         self.sidecar = out_dir / STATE_DIR / (name + ".json")
-        self.name, self.split, self.plan_hash = name, split, plan_hash
+        self.name, self.split, self.index, self.plan_hash = name, split, index, plan_hash
         self.writer = tf.io.TFRecordWriter(str(self.temp), options=cfg.prep.compression or None)
         self.count = self.fake = self.real = 0
         self.errors: list[tuple[str, str, str]] = []
@@ -579,14 +590,16 @@ def run(
 
     # ---- decode, featurise, write ---------------------------------------- #
     done: dict[str, dict[str, Any]] = {}
-    tasks: list[tuple[str, int, Row]] = []
+    tasks: list[Task] = []
+    position = 0
     for split, split_shards in shards.items():
         for i, rows in enumerate(split_shards):
             info = _complete_shard_info(out_dir, names[split][i], plan_hash) if resume else None
             if info is not None:
                 done[names[split][i]] = info
             else:
-                tasks.extend((split, i, r) for r in rows)
+                tasks.extend(Task(position + j, split, i, r) for j, r in enumerate(rows))
+            position += len(rows)
     try:
         done.update(_write_shards(tasks, names, data_dir, out_dir, plan_hash, cfg, progress))
     except KeyboardInterrupt:
@@ -633,7 +646,7 @@ def run(
 
 
 def _write_shards(
-    tasks: list[tuple[str, int, Row]],
+    tasks: list[Task],
     names: dict[str, list[str]],
     data_dir: Path,
     out_dir: Path,
@@ -641,7 +654,13 @@ def _write_shards(
     cfg: Config,
     progress: bool,
 ) -> dict[str, dict[str, Any]]:
-    """Decode, featurise and write every task; returns sidecar info per shard written."""
+    """Decode, featurise and write every task; returns sidecar info per shard written.
+
+    Clip `position` p always sits in slot p % batch_size of batch p // batch_size
+    (slots of skipped or undecodable clips stay zero), so a clip's features are
+    computed on the same input in the same slot whether or not the run was
+    resumed: same bytes either way.
+    """
     import tensorflow as tf
     from tqdm import tqdm
 
@@ -658,53 +677,53 @@ def _write_shards(
 
     written: dict[str, dict[str, Any]] = {}
     writer: _ShardWriter | None = None
-    batch: list[tuple[Row, np.ndarray]] = []
+    pending: list[tuple[Task, np.ndarray | str]] = []  # one batch, in plan order
     buffer = np.zeros((batch_size, fcfg.num_samples), np.float32)
 
+    def writer_for(task: Task) -> _ShardWriter:
+        nonlocal writer
+        if writer is None or (writer.split, writer.index) != (task.split, task.shard):
+            if writer is not None:
+                written[writer.name] = writer.close()
+            name = names[task.split][task.shard]
+            writer = _ShardWriter(out_dir, name, task.split, task.shard, plan_hash, cfg)
+        return writer
+
     def flush():
-        if not batch:
-            return
-        buffer[len(batch) :] = 0.0  # padding rows; their features are dropped
-        for j, (_, wav) in enumerate(batch):
-            buffer[j] = wav
-        out = featurize(tf.constant(buffer))
-        mfcc, mel = (
-            out[features.MFCC].numpy()[: len(batch)],
-            out[features.MEL].numpy()[: len(batch)],
-        )
-        if writer.stats is not None:
-            writer.stats.add(mfcc, mel)
-        for j, (row, wav) in enumerate(batch):
-            serialized = records.serialize_example(
-                row.id,
-                {features.MFCC: mfcc[j], features.MEL: mel[j]},
-                row.fake,
-                row.real,
-                waveform=wav if cfg.prep.store_waveform else None,
+        clips = [(t, d) for t, d in pending if not isinstance(d, str)]
+        if clips:
+            buffer[:] = 0.0
+            for t, wav in clips:
+                buffer[t.position % batch_size] = wav
+            out = featurize(tf.constant(buffer))
+            mfcc, mel = out[features.MFCC].numpy(), out[features.MEL].numpy()
+        for t, decoded in pending:
+            w = writer_for(t)
+            if isinstance(decoded, str):
+                w.errors.append((t.row.id, t.row.path, decoded))
+                continue
+            slot = t.position % batch_size
+            feats = {features.MFCC: mfcc[slot], features.MEL: mel[slot]}
+            if w.stats is not None:
+                w.stats.add(feats[features.MFCC][None], feats[features.MEL][None])
+            waveform = decoded if cfg.prep.store_waveform else None
+            w.write(
+                records.serialize_example(t.row.id, feats, t.row.fake, t.row.real, waveform), t.row
             )
-            writer.write(serialized, row)
-        batch.clear()
+        pending.clear()
 
     bar = tqdm(total=len(tasks), unit="clip", disable=not progress, dynamic_ncols=True)
-    current = None
     try:
-        for (split, index, row), decoded in _decoded_in_order(tasks, data_dir, cfg, workers):
-            if (split, index) != current:
-                if writer is not None:
-                    flush()  # batches never span shards: resume writes the same bytes
-                    written[writer.name] = writer.close()
-                current = (split, index)
-                writer = _ShardWriter(out_dir, names[split][index], split, plan_hash, cfg)
-                bar.set_description(f"{split} {index + 1}/{len(names[split])}")
-            if isinstance(decoded, str):
-                writer.errors.append((row.id, row.path, decoded))
-            else:
-                batch.append((row, decoded))
-                if len(batch) == batch_size:
-                    flush()
+        for task, decoded in _decoded_in_order(tasks, data_dir, cfg, workers):
+            if pending and pending[0][0].position // batch_size != task.position // batch_size:
+                flush()
+            pending.append((task, decoded))
             bar.update(1)
+            bar.set_description(
+                f"{task.split} {task.shard + 1}/{len(names[task.split])}", refresh=False
+            )
+        flush()
         if writer is not None:
-            flush()
             written[writer.name] = writer.close()
             writer = None
     except BaseException:
@@ -815,6 +834,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # decode failures are reported in errors.csv
     from deepwave_tf.audio import AudioBackendError, AudioError
     from deepwave_tf.records import ManifestError
 
