@@ -35,6 +35,73 @@ class AudioBackendError(RuntimeError):
     """The requested decoding backend cannot be used on this machine."""
 
 
+def check_file(path: Path) -> None:
+    """Checks both backends share, before decoding.
+
+    Raises:
+        AudioError: missing path, a directory, an empty file, or an Ogg stream
+            cut short (decoders silently return the audio before the cut).
+    """
+    if not path.exists():
+        raise AudioError(path, "file not found")
+    if path.is_dir():
+        raise AudioError(path, "is a directory, not an audio file")
+    size = path.stat().st_size
+    if size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if head[:4] == b"OggS":
+            f.seek(max(0, size - _OGG_MAX_PAGE))
+            reason = ogg_tail_problem(f.read())
+            if reason:
+                raise AudioError(path, f"truncated Ogg file: {reason}")
+        elif head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+            reason = _wav_problem(f, size)
+            if reason:
+                raise AudioError(path, f"truncated WAV file: {reason}")
+
+
+_OGG_MAX_PAGE = 27 + 255 + 255 * 255  # header + segment table + body
+
+
+def ogg_tail_problem(tail: bytes) -> str | None:
+    """Why the last Ogg page in `tail` (the file's last bytes) shows a cut file, or None.
+
+    A complete stream ends with a whole page flagged end-of-stream (0x04);
+    truncation leaves a partial last page, or a last page without that flag.
+    Candidates are tried from the end because "OggS" can occur inside data.
+    """
+    start = tail.rfind(b"OggS")
+    while start >= 0:
+        header_ok = len(tail) - start >= 27 and tail[start + 4] == 0
+        if header_ok:
+            n_segments = tail[start + 26]
+            table = tail[start + 27 : start + 27 + n_segments]
+            end = start + 27 + n_segments + sum(table)
+            if len(table) == n_segments and end == len(tail):
+                return None if tail[start + 5] & 0x04 else "last page is not marked end-of-stream"
+        start = tail.rfind(b"OggS", 0, start)
+    return "last page is incomplete"
+
+
+def _wav_problem(f, size: int) -> str | None:
+    """A WAV whose data chunk claims more bytes than the file holds (libsndfile pads silently)."""
+    f.seek(12)
+    while True:
+        header = f.read(8)
+        if len(header) < 8:
+            return None  # no data chunk: the decoder reports it
+        chunk_id, chunk_size = header[:4], int.from_bytes(header[4:], "little")
+        if chunk_id == b"data":
+            available = size - f.tell()
+            # 0 and 0xFFFFFFFF are what streaming writers leave: size unknown, not truncated.
+            if chunk_size not in (0, 0xFFFFFFFF) and chunk_size > available:
+                return f"data chunk declares {chunk_size} bytes, file holds {available}"
+            return None
+        f.seek(chunk_size + (chunk_size & 1), 1)
+
+
 def load_soundfile(path: str | Path, sample_rate_hz: int) -> np.ndarray:
     """Decode `path` with soundfile, fold to mono, resample to `sample_rate_hz`.
 
@@ -47,18 +114,19 @@ def load_soundfile(path: str | Path, sample_rate_hz: int) -> np.ndarray:
     import soundfile as sf
 
     path = Path(path)
-    if not path.exists():
-        raise AudioError(path, "file not found")
-    if path.is_dir():
-        raise AudioError(path, "is a directory, not an audio file")
-    if path.stat().st_size == 0:
-        raise AudioError(path, "empty file (0 bytes)")
+    check_file(path)
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as f:
+            declared, rate = f.frames, f.samplerate
+            data = f.read(dtype="float32", always_2d=True)
     except Exception as e:  # libsndfile raises LibsndfileError/RuntimeError/TypeError
         raise AudioError(path, f"cannot decode audio ({type(e).__name__}: {e})") from None
     if data.shape[0] == 0:
-        raise AudioError(path, "decoded to 0 samples")
+        raise AudioError(path, "decoded to 0 samples (truncated or corrupt file)")
+    if data.shape[0] < declared:
+        raise AudioError(
+            path, f"truncated: decoded {data.shape[0]} of {declared} frames in the header"
+        )
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if not np.all(np.isfinite(mono)):
         raise AudioError(path, "decoded samples contain NaN or inf")
@@ -119,12 +187,7 @@ def load_tfio(path: str | Path, sample_rate_hz: int) -> np.ndarray:
         AudioBackendError: tensorflow-io cannot be loaded.
     """
     path = Path(path)
-    if not path.exists():
-        raise AudioError(path, "file not found")
-    if path.is_dir():
-        raise AudioError(path, "is a directory, not an audio file")
-    if path.stat().st_size == 0:
-        raise AudioError(path, "empty file (0 bytes)")
+    check_file(path)
     decoder = _tfio_decoder(sample_rate_hz)
     try:
         waveform = decoder(str(path)).numpy()
@@ -132,7 +195,7 @@ def load_tfio(path: str | Path, sample_rate_hz: int) -> np.ndarray:
         message = _tf_error_text(getattr(e, "message", None) or str(e))
         raise AudioError(path, f"cannot decode audio ({type(e).__name__}: {message})") from None
     if waveform.shape[0] == 0:
-        raise AudioError(path, "decoded to 0 samples")
+        raise AudioError(path, "decoded to 0 samples (truncated or corrupt file)")
     if not np.all(np.isfinite(waveform)):
         raise AudioError(path, "decoded samples contain NaN or inf")
     return waveform
