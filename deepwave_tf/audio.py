@@ -4,9 +4,12 @@ Two backends:
 - `soundfile` (default): libsndfile decodes ogg/wav/flac (and mp3 where the
   bundled libsndfile supports it), soxr resamples; runs outside the graph, in
   decode threads (libsndfile releases the GIL).
-- `tfio`: tensorflow-io decodes inside the graph (usable in tf.data maps).
-  tensorflow-io is unmaintained and its compiled ops only load with the pinned
-  TensorFlow; a load failure becomes an `AudioBackendError` with the fix.
+- `tfio`: tensorflow-io decodes inside the graph (`decode_tfio`, usable in
+  tf.data maps; `load_tfio` for single files). tensorflow-io is unmaintained
+  and its compiled ops only load with the pinned TensorFlow; a load failure
+  becomes an `AudioBackendError` with the fix. Its vorbis decoder is ~8x
+  slower than libsndfile here (benchmarks/bench_prep.py), so soundfile is the
+  default.
 
 Errors are `AudioError(path, reason)`: callers record them, never crash on them.
 """
@@ -186,9 +189,13 @@ def load_tfio(path: str | Path, sample_rate_hz: int) -> np.ndarray:
             sample rate / sample type the in-graph decoder does not handle.
         AudioBackendError: tensorflow-io cannot be loaded.
     """
+    tfio_module()  # AudioBackendError first: it concerns every file
+    decoder = _tfio_decoder(sample_rate_hz)
     path = Path(path)
     check_file(path)
-    decoder = _tfio_decoder(sample_rate_hz)
+    problem = _tfio_misread(path)
+    if problem:
+        raise AudioError(path, problem)
     try:
         waveform = decoder(str(path)).numpy()
     except Exception as e:  # tf.errors.* from the decoding ops
@@ -202,13 +209,38 @@ def load_tfio(path: str | Path, sample_rate_hz: int) -> np.ndarray:
 
 
 def _tf_error_text(message: str) -> str:
-    """The op's own words from a TF error (drops "Graph execution error", node and op tags)."""
-    skip = ("[[", "Graph execution error", "Detected at node")
-    lines = [
-        ln.strip() for ln in message.splitlines() if ln.strip() and not ln.strip().startswith(skip)
-    ]
-    text = " ".join(lines) or message.strip()
-    return re.sub(r"\s*\[Op:[^\]]*\]", "", text)[:300]
+    """The op's own words from a TF error (drops "Graph execution error", traceback, node tags)."""
+    noise = ("Graph execution error", "Detected at node", "File ")
+    paragraphs = [p.strip() for p in message.split("\n\n") if p.strip()]
+    kept = [p for p in paragraphs if not p.startswith(noise)] or [message.strip()]
+    lines = [ln.strip() for ln in kept[-1].splitlines() if not ln.strip().startswith("[[")]
+    return re.sub(r"\s*\[Op:[^\]]*\]", "", " ".join(ln for ln in lines if ln))[:300]
+
+
+def _tfio_misread(path: Path) -> str | None:
+    """Files tensorflow-io decodes wrongly without an error, so they must be refused.
+
+    tensorflow-io 0.37 reports 32-bit integer PCM WAV as float32 and returns the
+    raw bits reinterpreted as floats (garbage near 0 or NaN).
+    """
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        while True:
+            header = f.read(8)
+            if len(header) < 8:
+                return None
+            chunk_id, size = header[:4], int.from_bytes(header[4:], "little")
+            if chunk_id == b"fmt ":
+                fmt = f.read(min(size, 40))
+                tag, bits = int.from_bytes(fmt[0:2], "little"), int.from_bytes(fmt[14:16], "little")
+                if tag == 0xFFFE and len(fmt) >= 26:  # WAVE_FORMAT_EXTENSIBLE: real tag in the GUID
+                    tag = int.from_bytes(fmt[24:26], "little")
+                if tag == 1 and bits == 32:
+                    return "tfio backend misreads 32-bit integer WAV; use prep.backend=soundfile"
+                return None
+            f.seek(size + (size & 1), 1)
 
 
 @functools.lru_cache(maxsize=8)
@@ -252,6 +284,9 @@ def decode_tfio(path, sample_rate_hz: int):
     Raises:
         tf.errors.InvalidArgumentError (at run time): undecodable file, or an
             unsupported sample type or rate (message names it).
+
+    Unlike `load_tfio`, this in-graph path cannot run the host-side checks
+    (truncated Ogg/WAV, 32-bit integer WAV that tensorflow-io misreads).
     """
     import tensorflow as tf
 

@@ -1,0 +1,223 @@
+"""audio: both backends decode ogg/wav/flac/mp3 at any rate to mono at the configured rate; bad files are AudioErrors."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from deepwave_tf import audio
+
+RATE = 32000
+BACKENDS = ["soundfile", "tfio"]
+
+
+def _sine(rate: int, seconds: float = 1.0, hz: float = 440.0) -> np.ndarray:
+    t = np.arange(int(rate * seconds)) / rate
+    return 0.4 * np.sin(2 * np.pi * hz * t)
+
+
+def _stereo(rate: int) -> np.ndarray:
+    """Left = sine, right = half the sine: mono is 0.75 * sine."""
+    x = _sine(rate)
+    return np.stack([x, 0.5 * x], axis=1)
+
+
+def _write(path: Path, data: np.ndarray, rate: int, **kwargs) -> Path:
+    sf.write(str(path), data, rate, **kwargs)
+    return path
+
+
+def _expected_length(n: int, rate: int) -> int:
+    return (2 * n * RATE + rate) // (2 * rate)  # round(n * RATE / rate), soxr's length
+
+
+# --------------------------------------------------------------------------- #
+# Formats, rates, channels
+# --------------------------------------------------------------------------- #
+LOSSLESS = [
+    ("wav", 44100, "PCM_16"),
+    ("wav", 16000, "PCM_24"),
+    ("wav", 48000, "FLOAT"),
+    ("wav", 32000, "PCM_32"),
+    ("flac", 22050, "PCM_16"),
+    ("flac", 32000, "PCM_24"),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("fmt,rate,subtype", LOSSLESS, ids=[f"{f}-{r}-{s}" for f, r, s in LOSSLESS])
+def test_lossless_stereo_any_rate_to_mono(tmp_path, backend, fmt, rate, subtype):
+    if backend == "tfio" and subtype == "PCM_32":
+        with pytest.raises(audio.AudioError, match="misreads 32-bit integer WAV"):
+            audio.load(
+                _write(tmp_path / "x.wav", _stereo(rate), rate, subtype=subtype), RATE, backend
+            )
+        return
+    path = _write(tmp_path / f"x.{fmt}", _stereo(rate), rate, subtype=subtype)
+    y = audio.load(path, RATE, backend)
+    assert y.dtype == np.float32 and y.ndim == 1
+    assert y.shape == (_expected_length(rate, rate),)
+    # Away from the edges (resampler ramp-up), the analytic 0.75 * sine at 32 kHz.
+    expected = 0.75 * _sine(RATE)[: y.shape[0]]
+    tol = 2e-4 if rate == RATE else 2e-2
+    np.testing.assert_allclose(y[400:-400], expected[400:-400], atol=tol)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("fmt,rate", [("ogg", 48000), ("ogg", 32000), ("mp3", 44100)])
+def test_lossy_formats(tmp_path, backend, fmt, rate):
+    path = _write(tmp_path / f"x.{fmt}", _stereo(rate), rate)
+    y = audio.load(path, RATE, backend)
+    assert y.ndim == 1 and abs(y.shape[0] - RATE) <= RATE // 20  # mp3 adds encoder padding
+    rms = np.sqrt(np.mean(y[2000:-2000] ** 2))
+    assert rms == pytest.approx(0.75 * 0.4 / np.sqrt(2), rel=0.05)
+    spectrum = np.abs(np.fft.rfft(y[: RATE // 2]))
+    assert np.argmax(spectrum) * 2 == pytest.approx(440, abs=4)  # 2 Hz bins
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_opposite_channels_cancel(tmp_path, backend):
+    """Stereo is averaged, not reduced to the left channel."""
+    x = _sine(RATE)
+    y = audio.load(
+        _write(tmp_path / "x.wav", np.stack([x, -x], 1), RATE, subtype="FLOAT"), RATE, backend
+    )
+    assert np.abs(y).max() < 1e-6
+
+
+def test_backends_agree_on_sample_clips(sample_dir):
+    for path in sorted((sample_dir / "train").glob("*.ogg"))[:3]:
+        a = audio.load(path, RATE, "soundfile")
+        b = audio.load(path, RATE, "tfio")
+        assert a.shape == b.shape and a.shape[0] > RATE
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_backends_agree_after_resampling(tmp_path):
+    """tfio's resampler latency is compensated: both backends line up in time."""
+    noise = np.random.default_rng(0).standard_normal(48000 + 13) * 0.1
+    # Below 14 kHz: the two resamplers' anti-alias filters differ near 16 kHz.
+    noise = np.convolve(noise, np.ones(8) / 8, mode="same")
+    path = _write(tmp_path / "n.wav", noise, 48000, subtype="FLOAT")
+    a, b = audio.load(path, RATE, "soundfile"), audio.load(path, RATE, "tfio")
+    assert a.shape == b.shape
+    assert np.sqrt(np.mean((a - b)[100:-100] ** 2)) < 0.1 * np.sqrt(np.mean(a**2))
+
+
+def test_tfio_decodes_inside_tf_data(sample_dir):
+    import tensorflow as tf
+
+    paths = [str(p) for p in sorted((sample_dir / "train").glob("*.ogg"))[:2]]
+    ds = tf.data.Dataset.from_tensor_slices(paths).map(
+        lambda p: audio.decode_tfio(p, RATE), num_parallel_calls=2, deterministic=True
+    )
+    for path, waveform in zip(paths, ds):
+        np.testing.assert_allclose(waveform.numpy(), audio.load_soundfile(path, RATE), atol=1e-5)
+
+
+def test_tfio_unsupported_rate_is_an_audio_error(tmp_path):
+    path = _write(tmp_path / "odd.wav", _sine(7000), 7000, subtype="PCM_16")
+    with pytest.raises(audio.AudioError, match="unsupported sample rate"):
+        audio.load(path, RATE, "tfio")
+    assert audio.load(path, RATE, "soundfile").shape == (_expected_length(7000, 7000),)
+
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match="unknown audio backend 'ffmpeg'"):
+        audio.load("x.ogg", RATE, "ffmpeg")
+
+
+# --------------------------------------------------------------------------- #
+# Bad files
+# --------------------------------------------------------------------------- #
+@pytest.fixture
+def bad_files(tmp_path, sample_dir) -> dict[str, tuple[Path, str]]:
+    """name -> (path, expected reason), made from real files."""
+    ogg = (sample_dir / "train" / "TRAIN_00002.ogg").read_bytes()
+    last_page = ogg.rfind(b"OggS")
+    wav = (_write(tmp_path / "full.wav", _sine(RATE), RATE, subtype="PCM_16")).read_bytes()
+    files = {
+        "missing": (tmp_path / "missing.ogg", None, "file not found"),
+        "directory": (tmp_path, None, "is a directory"),
+        "empty": (tmp_path / "empty.ogg", b"", "empty file (0 bytes)"),
+        "text": (tmp_path / "notes.wav", b"not audio at all\n" * 10, "cannot decode audio"),
+        "random": (
+            tmp_path / "random.ogg",
+            np.random.default_rng(1).bytes(5000),
+            "cannot decode audio",
+        ),
+        "ogg_cut_mid_page": (
+            tmp_path / "cut.ogg",
+            ogg[: len(ogg) * 2 // 3],
+            "last page is incomplete",
+        ),
+        "ogg_cut_at_page": (tmp_path / "page.ogg", ogg[:last_page], "not marked end-of-stream"),
+        "wav_cut": (
+            tmp_path / "cut.wav",
+            wav[: len(wav) // 2],
+            "truncated WAV file: data chunk declares",
+        ),
+    }
+    out = {}
+    for name, (path, content, reason) in files.items():
+        if content is not None:
+            path.write_bytes(content)
+        out[name] = (path, reason)
+    return out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bad_files_raise_audio_error_with_reason(bad_files, backend):
+    for name, (path, reason) in bad_files.items():
+        with pytest.raises(audio.AudioError) as info:
+            audio.load(path, RATE, backend)
+        assert reason in info.value.reason, (name, info.value.reason)
+        assert info.value.path == str(path)
+        assert "Graph execution error" not in info.value.reason
+
+
+def test_ogg_tail_problem():
+    page = b"OggS\x00" + bytes([0x04]) + bytes(20) + bytes([2, 3, 1]) + b"abcd"
+    assert audio.ogg_tail_problem(b"junk" + page) is None
+    assert audio.ogg_tail_problem(page[:-1]) == "last page is incomplete"
+    not_last = page[:5] + b"\x00" + page[6:]
+    assert audio.ogg_tail_problem(not_last) == "last page is not marked end-of-stream"
+    # "OggS" inside the last page's data must not hide a good page.
+    tricky = b"OggS\x00\x04" + bytes(20) + bytes([1, 6]) + b"OggS!!"
+    assert audio.ogg_tail_problem(tricky) is None
+
+
+# --------------------------------------------------------------------------- #
+# Backend loading
+# --------------------------------------------------------------------------- #
+def test_tfio_load_failure_is_a_clear_backend_error(monkeypatch, tmp_path, tiny_cfg, capsys):
+    from deepwave_tf import prep
+
+    audio.tfio_module.cache_clear()
+    audio._tfio_decoder.cache_clear()
+    monkeypatch.setitem(sys.modules, "tensorflow_io", None)  # import now fails
+    try:
+        with pytest.raises(
+            audio.AudioBackendError,
+            match="tensorflow-io cannot be used here.*prep.backend=soundfile",
+        ):
+            audio.tfio_module()
+        assert audio.tfio_available() is False
+        data = tmp_path / "data"
+        data.mkdir()
+        (data / "train.csv").write_text("id,path,label\nA,a.wav,real\n")
+        _write(data / "a.wav", _sine(RATE), RATE)
+        with pytest.raises(audio.AudioBackendError):
+            audio.load(data / "a.wav", RATE, "tfio")
+        argv = ["--data", str(data), "--out", str(tmp_path / "recs"), "--set", "prep.backend=tfio"]
+        assert prep.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: tensorflow-io cannot be used here") and "Traceback" not in err
+    finally:
+        audio.tfio_module.cache_clear()
+    monkeypatch.undo()
+    assert audio.tfio_available() is True
