@@ -1,0 +1,117 @@
+"""config: strict TOML loading, overrides, type checks, round trips, every shipped config loads."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from deepwave_tf.config import (
+    CONFIG_DIR,
+    Config,
+    ConfigError,
+    FeatureConfig,
+    config_from_dict,
+    load_config,
+    parse_override,
+)
+
+
+def test_defaults_and_derived_values():
+    cfg = load_config(None)
+    assert cfg == Config()
+    f = cfg.features
+    assert (f.num_samples, f.num_frames, f.num_fft_bins) == (160000, 313, 1025)
+    assert f.mfcc_shape == (313, 40) and f.mel_shape == (128, 313)
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    cfg = load_config(path)
+    assert isinstance(cfg, Config)
+    assert load_config(path) == cfg  # deterministic
+
+
+def test_shipped_configs_exist():
+    assert {"default.toml", "tiny.toml"} <= {p.name for p in CONFIG_DIR.glob("*.toml")}
+
+
+def test_unknown_key_and_section_are_named(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[prep]\nnum_shard = 4\n")
+    with pytest.raises(
+        ConfigError, match=r"unknown config key 'prep\.num_shard' in .*bad\.toml.*num_shards"
+    ):
+        load_config(path)
+    path.write_text("[prepp]\nnum_shards = 4\n")
+    with pytest.raises(ConfigError, match="unknown config section 'prepp'"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"unknown config key 'train\.epoch'"):
+        load_config(None, ["train.epoch=3"])
+
+
+def test_overrides():
+    cfg = load_config(
+        CONFIG_DIR / "tiny.toml",
+        ["train.epochs=1", "model.activation=relu", "model.conv_filters=[8, 16]", "prep.compression=GZIP",
+         "features.clip_seconds=2", "prep.store_waveform=true"],
+    )  # fmt: skip
+    assert cfg.train.epochs == 1
+    assert cfg.model.activation == "relu"  # bare word -> string
+    assert cfg.model.conv_filters == (8, 16)  # list -> tuple
+    assert cfg.prep.compression == "GZIP" and cfg.prep.store_waveform is True
+    assert cfg.features.clip_seconds == 2.0 and isinstance(cfg.features.clip_seconds, float)
+    assert cfg.prep.num_shards == 2  # from tiny.toml, untouched
+    assert parse_override("data.seed = 7") == ("data", "seed", 7)
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("train.epochs=1.5", "train.epochs must be an integer, got 1.5"),
+        ("train.epochs=true", "train.epochs must be an integer"),
+        ("data.cache=1", "data.cache must be true or false, got 1"),
+        ("features.sample_rate_hz=fast", "features.sample_rate_hz must be an integer, got 'fast'"),
+        ("model.activation=3", "model.activation must be a string"),
+        ("features.crop=middle", "features.crop='middle' is not one of ('start', 'center')"),
+        ("prep.compression=LZ4", "prep.compression='LZ4' is not one of"),
+        ("prep.backend=ffmpeg", "prep.backend='ffmpeg' is not one of"),
+        ("prep.val_fraction=1.0", "prep.val_fraction must be in [0, 1)"),
+        ("features.fmax_hz=20000", "above Nyquist"),
+        ("epochs=3", "must look like section.key=value"),
+        ("train.epochs", "must look like section.key=value"),
+    ],
+)
+def test_bad_values_are_config_errors(override, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [override])
+    assert message in str(info.value)
+
+
+def test_toml_round_trip(tmp_path):
+    cfg = load_config(
+        CONFIG_DIR / "default.toml", ["model.conv_filters=[4, 8, 16]", "tune.dropout=[0.2, 0.4]"]
+    )
+    path = cfg.save(tmp_path)
+    assert path == tmp_path / "config.json"
+    assert load_config(tmp_path / "config.toml") == cfg
+    assert config_from_dict(json.loads(path.read_text())) == cfg
+
+
+def test_bad_toml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.toml")
+    (tmp_path / "broken.toml").write_text("[train\nepochs = 1\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(tmp_path / "broken.toml")
+
+
+def test_frozen_and_feature_hash():
+    cfg = load_config(None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.train.epochs = 3  # type: ignore[misc]
+    f = FeatureConfig()
+    assert f.hash() == FeatureConfig().hash() and len(f.hash()) == 16
+    assert dataclasses.replace(f, n_mels=64).hash() != f.hash()
+    assert load_config(None, ["train.epochs=1"]).features.hash() == f.hash()  # only features count
