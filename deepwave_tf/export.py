@@ -1,0 +1,568 @@
+"""Export a trained run as a calibrated SavedModel that takes raw audio.
+
+    python -m deepwave_tf.export --run-dir runs/NAME [--records DIR] [--no-calibrate]
+
+writes `runs/NAME/export/TIMESTAMP/` (UTC, e.g. `20261125T121500Z`) with
+`keras.export.ExportArchive`. Signatures (core TensorFlow ops only: stock
+TensorFlow / TF Serving load it without keras, tensorflow-io or this package):
+
+- `serving_default(waveform: float32 [batch, samples])` -> `{"fake": [batch],
+  "real": [batch]}` calibrated probabilities. Audio is mono at the run's
+  `features.sample_rate_hz`, any length: `features.fix_length` crops or pads it
+  to `features.clip_seconds` inside the graph, then `features.compute_features`
+  (the same code prep ran), the logits network, and `sigmoid(logit / T)`.
+- `features(mfcc: [batch, frames, n_mfcc], mel: [batch, n_mels, frames])` ->
+  the same outputs, for callers who computed the features themselves.
+- `metadata()` -> `{"json": string}`: the content of `assets/deepwave.json`
+  (resolved config, feature config and hash, label names, temperatures,
+  calibration metrics, versions).
+
+Calibration: one temperature per output fitted on the validation split of the
+run's records (`calibration.py`; a single shared one for the softmax head).
+
+Before the export gets its final name, it is reloaded with
+`tf.saved_model.load` and compared with the in-memory model + calibration on
+stored validation features, decoded clips of the records' source data and
+synthetic silence / noise / tones of several lengths; any difference above
+`export.parity_atol` raises `ExportParityError` and the export is left under
+`export/.TIMESTAMP.failed/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import datetime
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepwave_tf import calibration
+from deepwave_tf.config import Config, ConfigError, config_from_dict, parse_override
+from deepwave_tf.serving import METADATA_ASSET, ExportError
+
+FORMAT = "deepwave_tf-export-1"
+PARITY_RECORDS = 4  # stored-feature clips checked after reloading
+PARITY_AUDIO = 3  # decoded source clips checked after reloading
+
+
+class ExportParityError(ExportError):
+    """The reloaded export does not reproduce the in-memory model."""
+
+
+@dataclasses.dataclass
+class Calibration:
+    temperatures: np.ndarray  # [2]
+    fitted: bool
+    shared: bool
+    n_val: int
+    report: dict[str, Any]
+    warnings: list[str]
+
+
+# --------------------------------------------------------------------------- #
+# Loading the run
+# --------------------------------------------------------------------------- #
+def load_run_config(run_dir: Path, overrides: Sequence[str] = ()) -> Config:
+    """The run's resolved config, with optional `export.*` overrides."""
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise ExportError(
+            f"{run_dir} is not a run directory: no config.json (train with deepwave_tf.fit)"
+        )
+    raw = json.loads(path.read_text())
+    for item in overrides:
+        section, key, value = parse_override(item)
+        if section != "export":
+            raise ConfigError(
+                f"override '{item}': only export.* can be changed at export time "
+                "(the other sections describe the trained model)"
+            )
+        raw.setdefault(section, {})[key] = value
+    return config_from_dict(raw, source=str(path))
+
+
+def find_records(run_dir: Path, records: str | Path | None) -> Path | None:
+    """`records` if given, else the records directory named in `run_dir/run.json` (or None)."""
+    if records is not None:
+        return Path(records)
+    run_json = run_dir / "run.json"
+    if run_json.is_file():
+        found = json.loads(run_json.read_text()).get("records")
+        if found:
+            return Path(found)
+    return None
+
+
+def load_model(run_dir: Path):
+    import keras
+
+    path = run_dir / "model.keras"
+    if not path.is_file():
+        raise ExportError(f"no model.keras in {run_dir}: train first (python -m deepwave_tf.fit)")
+    import deepwave_tf.model  # noqa: F401  (registers the custom layers)
+
+    return keras.saving.load_model(path, compile=False)
+
+
+# --------------------------------------------------------------------------- #
+# Calibration on the validation split
+# --------------------------------------------------------------------------- #
+def inference_fn(logits_model):
+    """The in-memory logits model in inference mode, as one traced graph.
+
+    Calling the Keras model eagerly runs the LSTM's while loop op by op
+    (~0.5 s per call); tracing it once makes the checks cheap.
+    """
+    import tensorflow as tf
+
+    return tf.function(lambda x: logits_model(x, training=False), reduce_retracing=True)
+
+
+def validation_logits(
+    logits_model, records_dir: Path, cfg: Config
+) -> tuple[np.ndarray, np.ndarray]:
+    """Logits `[N, 2]` and 0/1 targets `[N, 2]` of the validation split (`data.make_dataset`)."""
+    from deepwave_tf import data
+    from deepwave_tf.features import LABEL_KEYS
+
+    infer = inference_fn(logits_model)
+    logits, targets = [], []
+    for x, y in data.make_dataset(records_dir, "val", cfg, training=False):
+        logits.append(np.asarray(infer(x)))
+        targets.append(np.stack([np.asarray(y[k]) for k in LABEL_KEYS], axis=-1))
+    if not logits:
+        raise ExportError(f"the validation split of {records_dir} is empty: cannot calibrate")
+    return np.concatenate(logits), np.concatenate(targets)
+
+
+def fit_calibration(logits: np.ndarray, targets: np.ndarray, head: str) -> Calibration:
+    """Temperatures per output (shared for the softmax head); T = 1 where a fit is impossible."""
+    from deepwave_tf.features import LABEL_KEYS
+
+    shared = head == "softmax"
+    warnings: list[str] = []
+    try:
+        temps = calibration.fit_temperatures(logits, targets, shared=shared)
+    except calibration.CalibrationError as e:
+        if shared:
+            warnings.append(f"shared temperature not fitted ({e}); using T = 1")
+            temps = np.ones(2)
+        else:
+            temps = np.ones(2)
+            for i, label in enumerate(LABEL_KEYS):
+                try:
+                    temps[i] = calibration.fit_temperature(logits[:, i], targets[:, i])
+                except calibration.CalibrationError as col_error:
+                    warnings.append(f"{label}: temperature not fitted ({col_error}); using T = 1")
+    report = calibration.calibration_report(logits, targets, temps, LABEL_KEYS)
+    return Calibration(temps, True, shared, len(logits), report, warnings)
+
+
+# --------------------------------------------------------------------------- #
+# The export graph
+# --------------------------------------------------------------------------- #
+def build_archive(logits_model, cfg: Config, temperatures: np.ndarray, metadata_path: Path):
+    """An `ExportArchive` with the `serving_default`, `features` and `metadata` endpoints."""
+    import keras
+    import tensorflow as tf
+
+    from deepwave_tf import features
+    from deepwave_tf.features import LABEL_KEYS, MEL, MFCC, WAVEFORM
+
+    fcfg = cfg.features
+    temps = tf.constant(np.asarray(temperatures, np.float32))
+    asset = tf.saved_model.Asset(str(metadata_path))
+
+    def probabilities(mfcc, mel):
+        # The model takes mel with a channel axis; users and prep use [n_mels, frames].
+        logits = logits_model({MFCC: mfcc, MEL: mel[..., None]}, training=False)
+        probs = tf.sigmoid(logits / temps)
+        return {key: probs[:, i] for i, key in enumerate(LABEL_KEYS)}
+
+    def serve_waveform(waveform):
+        feats = features.compute_features(waveform, fcfg)
+        return probabilities(feats[MFCC], feats[MEL])
+
+    def serve_features(mfcc, mel):
+        return probabilities(mfcc, mel)
+
+    def metadata():
+        return {"json": tf.io.read_file(asset.asset_path)}
+
+    archive = keras.export.ExportArchive()
+    archive.track(logits_model)
+    archive.add_endpoint(
+        "serving_default",
+        serve_waveform,
+        [tf.TensorSpec([None, None], tf.float32, name=WAVEFORM)],
+    )
+    archive.add_endpoint(
+        "features",
+        serve_features,
+        [
+            tf.TensorSpec([None, *fcfg.mfcc_shape], tf.float32, name=MFCC),
+            tf.TensorSpec([None, *fcfg.mel_shape], tf.float32, name=MEL),
+        ],
+    )
+    # ExportArchive only saves what hangs off its root object; attaching the
+    # Asset there makes tf.saved_model copy the file into assets/ and list it
+    # in the MetaGraph, so it travels with the model (TF Serving included).
+    archive._tf_trackable.deepwave_metadata = asset
+    archive.add_endpoint("metadata", metadata, [])
+    return archive
+
+
+# --------------------------------------------------------------------------- #
+# Parity after reloading
+# --------------------------------------------------------------------------- #
+def parity_inputs(records_dir: Path | None, cfg: Config) -> tuple[list, list]:
+    """Clips for the reload check.
+
+    Returns:
+        `(feature_clips, waveform_clips)`: lists of `(name, {"mfcc", "mel"})`
+        (stored features, unbatched) and `(name, [samples] float32)`.
+    """
+    from deepwave_tf import audio, records
+
+    fcfg = cfg.features
+    sr = fcfg.sample_rate_hz
+    feature_clips: list[tuple[str, dict[str, np.ndarray]]] = []
+    waveform_clips: list[tuple[str, np.ndarray]] = []
+    if records_dir is not None:
+        import tensorflow as tf
+
+        manifest = records.read_manifest(records_dir)
+        split = next(
+            (s for s in ("val", "test", "train") if manifest.get("shards", {}).get(s)), None
+        )
+        if split is not None:
+            with_waveform = bool(manifest.get("with_waveform"))
+            parse = records.make_parser(fcfg, with_waveform=with_waveform)
+            ds = tf.data.TFRecordDataset(
+                [str(p) for p in records.shard_paths(records_dir, split)],
+                compression_type=manifest.get("compression", ""),
+            )
+            for ex in ds.take(PARITY_RECORDS).map(parse):
+                name = f"{split} record {ex['id'].numpy().decode()}"
+                feature_clips.append((name, {"mfcc": ex["mfcc"].numpy(), "mel": ex["mel"].numpy()}))
+                if with_waveform:
+                    waveform_clips.append((name + " (stored waveform)", ex["waveform"].numpy()))
+        source = Path(manifest.get("source", {}).get("data_dir", "") or "/nonexistent")
+        for table in ("test.csv", "train.csv"):
+            if len([n for n, _ in waveform_clips if n.startswith("audio")]) >= PARITY_AUDIO:
+                break
+            if not (source / table).is_file():
+                continue
+            with open(source / table, newline="") as f:
+                rows = list(csv.DictReader(f))
+            for row in rows[: 2 * PARITY_AUDIO]:
+                try:
+                    wav = audio.load(source / row["path"], sr)
+                except (audio.AudioError, KeyError):
+                    continue  # the check needs a few readable clips, not every one
+                waveform_clips.append((f"audio {source / row['path']}", wav))
+                if len([n for n, _ in waveform_clips if n.startswith("audio")]) >= PARITY_AUDIO:
+                    break
+    # Synthetic clips of several lengths exercise the crop / pad inside the graph.
+    rng = np.random.default_rng(0)
+    n = fcfg.num_samples
+    t = np.arange(int(1.5 * n)) / sr
+    waveform_clips += [
+        ("silence", np.zeros(n, np.float32)),
+        ("white noise", (0.1 * rng.standard_normal(n)).astype(np.float32)),
+        ("440 Hz tone, 1.5 x clip length", (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)),
+        (
+            "noise burst, 0.3 x clip length",
+            (0.3 * rng.standard_normal(int(0.3 * n))).astype(np.float32),
+        ),
+    ]
+    return feature_clips, waveform_clips
+
+
+def check_parity(
+    export_dir: Path,
+    logits_model,
+    cfg: Config,
+    temperatures: np.ndarray,
+    metadata: dict[str, Any],
+    feature_clips: list,
+    waveform_clips: list,
+) -> dict[str, Any]:
+    """Reload `export_dir` and compare every endpoint with the in-memory model + calibration.
+
+    Raises:
+        ExportParityError: a clip whose probabilities differ by more than
+            `cfg.export.parity_atol`, or metadata that did not survive.
+    """
+    import tensorflow as tf
+
+    from deepwave_tf import features
+    from deepwave_tf.features import LABEL_KEYS, MEL, MFCC
+
+    loaded = tf.saved_model.load(str(export_dir))
+    atol = cfg.export.parity_atol
+    infer = inference_fn(logits_model)
+
+    def reference(feats) -> np.ndarray:
+        x = {
+            MFCC: tf.convert_to_tensor(feats[MFCC]),
+            MEL: tf.convert_to_tensor(feats[MEL])[..., None],
+        }
+        return calibration.apply_temperature(np.asarray(infer(x)), temperatures)
+
+    def stacked(out) -> np.ndarray:
+        return np.stack([out[k].numpy() for k in LABEL_KEYS], axis=-1)
+
+    rows = []
+    for name, feats in feature_clips:
+        got = stacked(
+            loaded.signatures["features"](
+                mfcc=tf.constant(feats[MFCC][None]), mel=tf.constant(feats[MEL][None])
+            )
+        )
+        want = reference({k: v[None] for k, v in feats.items()})
+        rows.append(("features", name, got[0], want[0]))
+    for name, wav in waveform_clips:
+        got = stacked(loaded.signatures["serving_default"](waveform=tf.constant(wav[None])))
+        want = reference(features.compute_features(tf.constant(wav[None]), cfg.features))
+        rows.append(("serving_default", name, got[0], want[0]))
+
+    worst = 0.0
+    for endpoint, name, got, want in rows:
+        diff = float(np.max(np.abs(got.astype(np.float64) - want)))
+        worst = max(worst, diff)
+        if not np.isfinite(diff) or diff > atol:
+            raise ExportParityError(
+                f"reloaded export {export_dir} differs from the in-memory model on {name} "
+                f"via '{endpoint}': max |difference| = {diff:.3g} > export.parity_atol = {atol:g} "
+                f"(exported {np.round(got, 7).tolist()} vs in-memory {np.round(want, 7).tolist()})"
+            )
+    stored = json.loads(loaded.signatures["metadata"]()["json"].numpy())
+    if stored != metadata:
+        raise ExportParityError(
+            f"metadata read back from {export_dir} differs from what was written"
+        )
+    return {"max_abs_diff": worst, "atol": atol, "clips": [f"{e}: {n}" for e, n, _, _ in rows]}
+
+
+# --------------------------------------------------------------------------- #
+# run
+# --------------------------------------------------------------------------- #
+def timestamp() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _versions() -> dict[str, str]:
+    import keras
+    import tensorflow as tf
+
+    import deepwave_tf
+
+    return {
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "deepwave_tf": deepwave_tf.__version__,
+    }
+
+
+def run(
+    run_dir: str | Path,
+    *,
+    out_dir: str | Path | None = None,
+    records: str | Path | None = None,
+    calibrate: bool | None = None,
+    overrides: Sequence[str] = (),
+    verbose: bool = True,
+) -> Path:
+    """Export `run_dir/model.keras` as a calibrated, verified SavedModel.
+
+    Args:
+        run_dir: a fit run directory (`config.json`, `model.keras`, `run.json`).
+        out_dir: export directory (default `run_dir/export/TIMESTAMP`).
+        records: records directory for calibration and the parity clips
+            (default: the one named in `run_dir/run.json`).
+        calibrate: fit temperatures on the validation split (default:
+            `export.calibrate` of the run's config).
+        overrides: `export.key=value` overrides of the run's config.
+        verbose: print calibration metrics and the parity summary.
+
+    Returns:
+        The export directory.
+
+    Raises:
+        ExportError: missing run files or records, an empty validation split.
+        ExportParityError: the reloaded export does not match the model.
+        ConfigError, ManifestError: unusable config overrides / records.
+    """
+    from deepwave_tf import model as model_lib
+    from deepwave_tf import records as records_lib
+    from deepwave_tf.features import LABEL_KEYS
+
+    say = print if verbose else (lambda *a, **k: None)
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir, overrides)
+    calibrate = cfg.export.calibrate if calibrate is None else calibrate
+    records_dir = find_records(run_dir, records)
+    if records_dir is not None:
+        if not records_dir.is_dir():
+            raise ExportError(f"records directory not found: {records_dir} (pass --records DIR)")
+        records_lib.check_manifest(
+            records_lib.read_manifest(records_dir), cfg.features, records_dir
+        )
+    elif calibrate:
+        raise ExportError(
+            f"calibration needs the validation records, but {run_dir / 'run.json'} names none; "
+            "pass --records DIR or --no-calibrate"
+        )
+
+    model = load_model(run_dir)
+    logits_model = model_lib.logits_model(model)
+
+    if calibrate:
+        logits, targets = validation_logits(logits_model, records_dir, cfg)
+        calib = fit_calibration(logits, targets, cfg.model.head)
+        say(
+            f"calibration on {calib.n_val} validation clips of {records_dir}"
+            f"{' (one shared temperature: softmax head)' if calib.shared else ''}:"
+        )
+        say(calibration.format_report(calib.report))
+        for w in calib.warnings:
+            say(f"warning: {w}")
+    else:
+        calib = Calibration(np.ones(2), False, False, 0, {}, [])
+        say("calibration: off (T = 1)")
+
+    metadata = {
+        "format": FORMAT,
+        "created_utc": timestamp(),
+        "run_dir": str(run_dir.resolve()),
+        "records": str(records_dir.resolve()) if records_dir else None,
+        "config": cfg.to_dict(),
+        "feature_config": cfg.to_dict()["features"],
+        "feature_hash": cfg.features.hash(),
+        "labels": list(LABEL_KEYS),
+        "temperatures": [float(t) for t in calib.temperatures],
+        "calibration": {
+            "fitted": calib.fitted,
+            "shared": calib.shared,
+            "n_val": calib.n_val,
+            "metrics": calib.report,
+            "warnings": calib.warnings,
+        },
+        "signatures": {
+            "serving_default": "waveform float32 [batch, samples] mono at "
+            f"{cfg.features.sample_rate_hz} Hz, any length (cropped/padded to "
+            f"{cfg.features.clip_seconds} s) -> fake, real [batch] calibrated probabilities",
+            "features": f"mfcc [batch, {cfg.features.num_frames}, {cfg.features.n_mfcc}], "
+            f"mel (dB) [batch, {cfg.features.n_mels}, {cfg.features.num_frames}] -> fake, real",
+            "metadata": "() -> json: this document",
+        },
+        "versions": _versions(),
+    }
+
+    if out_dir is None:
+        stamp = metadata["created_utc"]
+        out_dir = run_dir / "export" / stamp
+        k = 1
+        while out_dir.exists():  # two exports in one second
+            out_dir, k = run_dir / "export" / f"{stamp}-{k}", k + 1
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        raise ExportError(f"export directory already exists: {out_dir}")
+    partial = out_dir.parent / f".{out_dir.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        meta_path = Path(tmp) / METADATA_ASSET
+        meta_path.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+        build_archive(logits_model, cfg, calib.temperatures, meta_path).write_out(
+            str(partial), verbose=False
+        )
+
+    feature_clips, waveform_clips = parity_inputs(records_dir, cfg)
+    try:
+        parity = check_parity(
+            partial, logits_model, cfg, calib.temperatures, metadata, feature_clips, waveform_clips
+        )
+    except ExportParityError:
+        failed = out_dir.parent / f".{out_dir.name}.failed"
+        shutil.rmtree(failed, ignore_errors=True)
+        partial.rename(failed)
+        raise
+    (partial / "parity.json").write_text(json.dumps(parity, indent=2) + "\n")
+    partial.rename(out_dir)
+    say(
+        f"reloaded and checked on {len(parity['clips'])} clips "
+        f"({len(feature_clips)} stored-feature records, {len(waveform_clips)} waveforms): "
+        f"max |difference| = {parity['max_abs_diff']:.2g} <= {parity['atol']:g}"
+    )
+    say(
+        "temperatures: " + ", ".join(f"{k} {t:.4f}" for k, t in zip(LABEL_KEYS, calib.temperatures))
+    )
+    say(f"exported: {out_dir}")
+    return out_dir
+
+
+# --------------------------------------------------------------------------- #
+# CLI
+# --------------------------------------------------------------------------- #
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m deepwave_tf.export",
+        description="Export a trained run as a calibrated SavedModel taking raw audio.",
+    )
+    parser.add_argument(
+        "--run-dir", type=Path, required=True, help="run directory of deepwave_tf.fit"
+    )
+    parser.add_argument(
+        "--records",
+        type=Path,
+        default=None,
+        help="records directory for calibration (default: the one in RUN_DIR/run.json)",
+    )
+    parser.add_argument("--no-calibrate", action="store_true", help="export with T = 1")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="export directory (default RUN_DIR/export/TIMESTAMP)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="export.KEY=VALUE",
+        help="override an export setting of the run's config, e.g. --set export.parity_atol=1e-4",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ INFO lines bury the output
+    from deepwave_tf.records import ManifestError
+
+    try:
+        run(
+            args.run_dir,
+            out_dir=args.out,
+            records=args.records,
+            calibrate=False if args.no_calibrate else None,
+            overrides=args.overrides,
+        )
+    except (ConfigError, ManifestError, ExportError, calibration.CalibrationError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,291 @@
+"""Using an export: load it, cut long clips into windows, score files in a tf.data pipeline.
+
+Shared by `predict`, `submit` and `evaluate`, so all three score a file the same way:
+
+1. decode (`audio.load`: any supported format, mono, resampled to the export's
+   `sample_rate_hz`) in parallel `tf.numpy_function` maps;
+2. cut into windows of `clip_seconds` (see `windows`): a clip no longer than
+   the window is one window, zero-padded exactly as `features.fix_length` pads;
+   a longer clip gives windows starting every `hop_seconds`, plus one ending at
+   the clip's end, so every sample is scored;
+3. batch the windows to the SavedModel's `serving_default`;
+4. combine a file's window scores per output with `max` (default: "is a fake
+   voice present anywhere in the file?") or `mean`.
+
+For the challenge's 5 s test clips (= the window) steps 2 and 4 do nothing: a
+file is one call of `serving_default` on its decoded samples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepwave_tf.config import Config, FeatureConfig, config_from_dict
+
+METADATA_ASSET = "deepwave.json"
+SIGNATURE = "serving_default"
+
+
+class ExportError(ValueError):
+    """An export directory that cannot be used (missing, not a deepwave export, broken)."""
+
+
+# --------------------------------------------------------------------------- #
+# Finding and loading an export
+# --------------------------------------------------------------------------- #
+def resolve_export_dir(path: str | Path) -> Path:
+    """The SavedModel directory for `path`.
+
+    Accepts an export directory itself (`runs/NAME/export/TIMESTAMP`), a
+    run's `export/` directory or a run directory: the latter two resolve to
+    their newest export (timestamps sort in time order).
+
+    Raises:
+        ExportError: nothing usable at `path`.
+    """
+    path = Path(path)
+    if (path / "saved_model.pb").is_file():
+        return path
+    if not path.exists():
+        raise ExportError(f"model not found: {path}")
+    parent = path / "export" if (path / "export").is_dir() else path
+    # Hidden names are exports being written or that failed their parity check.
+    candidates = sorted(
+        p
+        for p in parent.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and (p / "saved_model.pb").is_file()
+    )
+    if not candidates:
+        raise ExportError(
+            f"{path} is not a SavedModel export (no saved_model.pb) and holds no exports; "
+            "run `python -m deepwave_tf.export --run-dir runs/NAME` first"
+        )
+    return candidates[-1]
+
+
+def read_metadata(export_dir: str | Path) -> dict[str, Any]:
+    """The export's `assets/deepwave.json` (config, labels, temperatures, calibration)."""
+    path = Path(export_dir) / "assets" / METADATA_ASSET
+    if not path.is_file():
+        raise ExportError(f"{export_dir} has no assets/{METADATA_ASSET}: not a deepwave_tf export")
+    return json.loads(path.read_text())
+
+
+class ExportedModel:
+    """A loaded export: `model(waveforms [B, samples]) -> [B, 2]` probabilities (fake, real).
+
+    Attributes:
+        path: the export directory.
+        metadata: `assets/deepwave.json`.
+        config: the resolved training `Config`.
+        features: its `FeatureConfig` (sample rate, window length).
+        labels: output names, `("fake", "real")`.
+        temperatures: `[2]` calibration temperatures baked into the graph.
+    """
+
+    def __init__(self, path: str | Path):
+        import tensorflow as tf
+
+        self.path = resolve_export_dir(path)
+        self.metadata = read_metadata(self.path)
+        self.config: Config = config_from_dict(self.metadata["config"], source=str(self.path))
+        self.features: FeatureConfig = self.config.features
+        self.labels: tuple[str, ...] = tuple(self.metadata["labels"])
+        self.temperatures = np.asarray(self.metadata["temperatures"], np.float64)
+        try:
+            self._loaded = tf.saved_model.load(str(self.path))
+        except Exception as e:  # a truncated or foreign SavedModel
+            raise ExportError(f"cannot load SavedModel {self.path}: {type(e).__name__}: {e}") from e
+        if SIGNATURE not in self._loaded.signatures:
+            raise ExportError(f"{self.path} has no '{SIGNATURE}' signature")
+        self._serve = self._loaded.signatures[SIGNATURE]
+
+    def __call__(self, waveforms: Any) -> np.ndarray:
+        """Probabilities `[batch, 2]` (columns = `labels`) of `[batch, samples]` float32 waveforms."""
+        import tensorflow as tf
+
+        out = self._serve(waveform=tf.convert_to_tensor(waveforms, tf.float32))
+        return np.stack([out[k].numpy() for k in self.labels], axis=-1)
+
+    @property
+    def window_seconds(self) -> float:
+        return self.features.clip_seconds
+
+
+def load_export(path: str | Path) -> ExportedModel:
+    """Load an export (see `resolve_export_dir` for what `path` may be)."""
+    return ExportedModel(path)
+
+
+# --------------------------------------------------------------------------- #
+# Windows
+# --------------------------------------------------------------------------- #
+def window_starts(num_samples: int, window: int, hop: int) -> list[int]:
+    """Start samples of the windows covering a clip of `num_samples`.
+
+    One window (start 0) when the clip fits; otherwise starts `0, hop, 2 hop, ...`
+    while the window stays inside the clip, plus a last one ending at the clip's end.
+    """
+    if num_samples <= window:
+        return [0]
+    hop = max(int(hop), 1)
+    starts = list(range(0, num_samples - window + 1, hop))
+    if starts[-1] != num_samples - window:
+        starts.append(num_samples - window)
+    return starts
+
+
+def windows(waveform: np.ndarray, cfg: FeatureConfig, hop_seconds: float) -> np.ndarray:
+    """Cut a clip into scoring windows.
+
+    Args:
+        waveform: `[samples]` float32 at `cfg.sample_rate_hz`.
+        cfg: feature config of the export (window = `cfg.num_samples`).
+        hop_seconds: hop between window starts of a longer clip.
+
+    Returns:
+        `[n_windows, cfg.num_samples]` float32. A clip no longer than the window
+        is zero-padded as `features.fix_length` does (`cfg.pad`).
+    """
+    size = cfg.num_samples
+    n = waveform.shape[0]
+    if n <= size:
+        missing = size - n
+        before = missing // 2 if cfg.pad == "center" else 0
+        return np.pad(waveform, (before, missing - before)).astype(np.float32)[None]
+    hop = int(round(hop_seconds * cfg.sample_rate_hz))
+    return np.stack([waveform[s : s + size] for s in window_starts(n, size, hop)]).astype(
+        np.float32
+    )
+
+
+def aggregate(scores: np.ndarray, how: str) -> np.ndarray:
+    """`[n_windows, 2]` -> `[2]` by `max` or `mean` over windows."""
+    if how == "max":
+        return scores.max(axis=0)
+    if how == "mean":
+        return scores.mean(axis=0)
+    raise ValueError(f"aggregate must be 'max' or 'mean', got {how!r}")
+
+
+# --------------------------------------------------------------------------- #
+# Scoring files
+# --------------------------------------------------------------------------- #
+@dataclasses.dataclass
+class FileScore:
+    """The score of one file; `error` is set (and the scores NaN) when it could not be read."""
+
+    path: str
+    seconds: float = math.nan
+    windows: int = 0
+    fake: float = math.nan
+    real: float = math.nan
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def score_files(
+    model: ExportedModel,
+    paths: Sequence[str | Path],
+    *,
+    batch_size: int = 32,
+    hop_seconds: float | None = None,
+    how: str | None = None,
+    workers: int | None = None,
+    backend: str = "soundfile",
+    progress: bool = True,
+    desc: str = "scoring",
+) -> list[FileScore]:
+    """Score every file; never raises for a bad file (its `FileScore.error` says why).
+
+    Decoding runs in a parallel tf.data map (`tf.numpy_function` around
+    `audio.load`; libsndfile and soxr release the GIL), windows are unbatched
+    and re-batched to `batch_size` windows per SavedModel call.
+
+    Args:
+        model: a loaded export.
+        paths: audio files, any supported format and length.
+        batch_size: windows per call of `serving_default`.
+        hop_seconds: hop between windows of long clips (default: the export's
+            `export.window_hop_seconds`).
+        how: window aggregation, "max" | "mean" (default: `export.aggregate`).
+        workers: parallel decodes (default: tf.data AUTOTUNE).
+        backend: `audio.load` backend.
+        progress: show a tqdm bar.
+
+    Returns:
+        One `FileScore` per path, in the order of `paths`.
+    """
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from deepwave_tf import audio
+
+    fcfg = model.features
+    hop_seconds = model.config.export.window_hop_seconds if hop_seconds is None else hop_seconds
+    how = model.config.export.aggregate if how is None else how
+    aggregate(np.zeros((1, 2)), how)  # validate now, not after decoding everything
+    results = [FileScore(str(p)) for p in paths]
+    lock = threading.Lock()
+
+    def decode(index):
+        i = int(index)
+        try:
+            wav = audio.load(paths[i], fcfg.sample_rate_hz, backend)
+            cut = windows(wav, fcfg, hop_seconds)
+            seconds = wav.shape[0] / fcfg.sample_rate_hz
+            error = ""
+        except audio.AudioError as e:
+            cut, seconds, error = np.zeros((0, fcfg.num_samples), np.float32), math.nan, e.reason
+        except Exception as e:  # one odd file must never stop the run
+            cut, seconds = np.zeros((0, fcfg.num_samples), np.float32), math.nan
+            error = f"unexpected decode error ({type(e).__name__}: {e})"
+        with lock:
+            results[i].seconds, results[i].windows, results[i].error = seconds, len(cut), error
+        return cut, np.full(len(cut), i, np.int64)
+
+    def decode_map(index):
+        cut, owner = tf.numpy_function(decode, [index], (tf.float32, tf.int64), stateful=False)
+        cut.set_shape([None, fcfg.num_samples])
+        owner.set_shape([None])
+        return cut, owner
+
+    ds = tf.data.Dataset.range(len(results))
+    # Parallel decodes, results kept in file order; unbatch turns each file's
+    # [n_windows, samples] into n_windows elements (none for an unreadable file).
+    ds = ds.map(decode_map, num_parallel_calls=workers or tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.unbatch()
+    ds = ds.batch(batch_size).prefetch(2)
+
+    per_file: dict[int, list[np.ndarray]] = {}
+    bar = tqdm(total=len(results), unit="file", desc=desc, disable=not progress, dynamic_ncols=True)
+    done = 0
+    try:
+        for cut, owner in ds:
+            probs = model(cut)
+            owner = owner.numpy()
+            for i, p in zip(owner, probs):
+                per_file.setdefault(int(i), []).append(p)
+            # Files arrive in order: every file before the last owner is complete.
+            finished = int(owner[-1])
+            bar.update(finished - done)
+            done = finished
+        bar.update(len(results) - done)
+    finally:
+        bar.close()
+    for i, r in enumerate(results):
+        if r.ok:
+            scores = aggregate(np.stack(per_file[i]), how)
+            r.fake, r.real = float(scores[0]), float(scores[1])
+    return results

@@ -1,0 +1,377 @@
+"""export.py and calibration.py: temperature scaling, the SavedModel round trip and parity,
+a fresh-process load without keras / tensorflow-io / deepwave_tf, saved_model_cli.
+
+The export is made once per session from an untrained tiny model (its final layer
+scaled up so its probabilities spread out and are over-confident), calibrated on the
+sample records' validation split; `tiny_export_dir` is shared with the predict,
+submit and evaluate tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepwave_tf import calibration, metrics
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+# --------------------------------------------------------------------------- #
+# The shared export
+# --------------------------------------------------------------------------- #
+def make_tiny_run(run_dir: Path, cfg, records_dir: Path, logit_scale: float = 20.0) -> Path:
+    """A fit-like run dir: config.json/toml, run.json, model.keras with random weights."""
+    import keras
+
+    from deepwave_tf import model as model_lib
+    from deepwave_tf import records
+
+    manifest = records.read_manifest(records_dir)
+    keras.utils.set_random_seed(1125)
+    model = model_lib.build_model(cfg, manifest["stats"])
+    scores = model.get_layer("scores")
+    kernel, bias = scores.get_weights()
+    scores.set_weights([kernel * logit_scale, bias])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model.save(run_dir / "model.keras")
+    cfg.save(run_dir)
+    (run_dir / "run.json").write_text(
+        json.dumps({"records": str(Path(records_dir).resolve()), "stats": manifest["stats"]})
+    )
+    return run_dir
+
+
+def tiny_export_dir(tmp_path_factory, sample_records: Path, tiny_cfg) -> Path:
+    """The session's export (made on first use, reused by every test module)."""
+    from deepwave_tf import export
+
+    base = tmp_path_factory.getbasetemp() / "tiny_run"
+    done = base / "EXPORT_DIR"
+    if done.is_file():
+        return Path(done.read_text())
+    run_dir = make_tiny_run(base, tiny_cfg, sample_records)
+    out = export.run(run_dir, verbose=False)
+    done.write_text(str(out))
+    return out
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory, sample_records, tiny_cfg) -> Path:
+    return tiny_export_dir(tmp_path_factory, sample_records, tiny_cfg)
+
+
+@pytest.fixture(scope="module")
+def run_dir(export_dir) -> Path:
+    return export_dir.parent.parent
+
+
+@pytest.fixture(scope="module")
+def metadata(export_dir) -> dict:
+    return json.loads((export_dir / "assets" / "deepwave.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def logits_model(run_dir):
+    import keras
+
+    from deepwave_tf import model as model_lib
+
+    return model_lib.logits_model(keras.saving.load_model(run_dir / "model.keras", compile=False))
+
+
+# --------------------------------------------------------------------------- #
+# calibration.py on synthetic logits
+# --------------------------------------------------------------------------- #
+def _overconfident(n: int, seed: int, scale: float = 4.0):
+    """Targets drawn from sigmoid(z); the 'model' reports scale * z (over-confident)."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0.0, 1.5, size=n)
+    y = (rng.uniform(size=n) < calibration.sigmoid(z)).astype(float)
+    return scale * z, y
+
+
+def test_temperature_lowers_ece_on_held_out_fold():
+    fit_z, fit_y = _overconfident(4000, seed=0)
+    test_z, test_y = _overconfident(4000, seed=1)
+    t = calibration.fit_temperature(fit_z, fit_y)
+    assert t == pytest.approx(4.0, rel=0.1)  # it recovers the over-confidence factor
+    before = metrics.expected_calibration_error(test_y, calibration.sigmoid(test_z))
+    after = metrics.expected_calibration_error(test_y, calibration.apply_temperature(test_z, t))
+    assert before > 0.1
+    assert after < 0.03
+    assert after < before / 4
+    # It minimises the log loss (a neighbour is never better) and leaves the ranking alone.
+    loss = calibration.temperature_log_loss(fit_z, fit_y, t)
+    assert loss <= calibration.temperature_log_loss(fit_z, fit_y, t * 1.01)
+    assert loss <= calibration.temperature_log_loss(fit_z, fit_y, t / 1.01)
+    assert metrics.roc_auc(test_y, calibration.apply_temperature(test_z, t)) == pytest.approx(
+        metrics.roc_auc(test_y, calibration.sigmoid(test_z))
+    )
+
+
+def test_under_confident_logits_get_temperature_below_one():
+    z, y = _overconfident(4000, seed=2, scale=0.5)
+    assert calibration.fit_temperature(z, y) == pytest.approx(0.5, rel=0.1)
+
+
+def test_softmax_head_shares_one_temperature_and_keeps_real_one_minus_fake():
+    d, y = _overconfident(2000, seed=3)
+    logits = np.stack([d, -d], axis=1)  # the softmax head's binary logits
+    targets = np.stack([y, 1 - y], axis=1)
+    temps = calibration.fit_temperatures(logits, targets, shared=True)
+    assert temps[0] == temps[1]
+    probs = calibration.apply_temperature(logits, temps)
+    np.testing.assert_allclose(probs[:, 0] + probs[:, 1], 1.0, atol=1e-12)
+    # Independent temperatures may differ when the columns disagree; shared ones never do.
+    skewed = np.stack([d, -0.5 * d], axis=1)
+    assert len(set(calibration.fit_temperatures(skewed, targets, shared=True))) == 1
+    free = calibration.fit_temperatures(skewed, targets, shared=False)
+    assert free[0] == pytest.approx(2 * free[1], rel=1e-3)
+
+
+def test_uncalibrate_inverts_temperature():
+    z = np.linspace(-8, 8, 33)
+    np.testing.assert_allclose(
+        calibration.uncalibrate(calibration.apply_temperature(z, 2.5), 2.5),
+        calibration.sigmoid(z),
+        atol=1e-9,
+    )
+
+
+def test_fit_temperature_refuses_single_class():
+    with pytest.raises(calibration.CalibrationError, match="all 5 validation targets are 1"):
+        calibration.fit_temperature(np.arange(5.0), np.ones(5))
+    with pytest.raises(calibration.CalibrationError, match="no validation rows"):
+        calibration.fit_temperature([], [])
+
+
+def test_fit_calibration_falls_back_per_column_with_a_warning():
+    from deepwave_tf import export
+
+    z, y = _overconfident(500, seed=4)
+    logits = np.stack([z, z], axis=1)
+    targets = np.stack([y, np.zeros_like(y)], axis=1)  # "real" never present
+    calib = export.fit_calibration(logits, targets, head="multilabel")
+    assert calib.temperatures[0] == pytest.approx(4.0, rel=0.2)
+    assert calib.temperatures[1] == 1.0
+    assert calib.warnings == [
+        "real: temperature not fitted (all 500 validation targets are 0: "
+        "a temperature needs both classes); using T = 1"
+    ]
+
+
+# --------------------------------------------------------------------------- #
+# The export
+# --------------------------------------------------------------------------- #
+def test_export_layout_and_metadata(export_dir, run_dir, metadata, tiny_cfg, sample_records):
+    assert export_dir.parent == run_dir / "export"
+    assert re.fullmatch(r"\d{8}T\d{6}Z", export_dir.name)
+    for name in (
+        "saved_model.pb",
+        "variables",
+        "fingerprint.pb",
+        "assets/deepwave.json",
+        "parity.json",
+    ):
+        assert (export_dir / name).exists(), name
+    assert not [p for p in export_dir.parent.iterdir() if p.name.startswith(".")]  # no partial left
+    assert metadata["labels"] == ["fake", "real"]
+    assert metadata["config"] == tiny_cfg.to_dict()
+    assert metadata["feature_config"] == tiny_cfg.to_dict()["features"]
+    assert metadata["feature_hash"] == tiny_cfg.features.hash()
+    assert metadata["records"] == str(sample_records.resolve())
+    calib = metadata["calibration"]
+    assert calib["fitted"] and not calib["shared"]
+    assert calib["n_val"] == 12  # the sample's validation split
+    temps = metadata["temperatures"]
+    assert len(temps) == 2 and all(t > 1.0 for t in temps)  # the scaled-up model is over-confident
+    for label, t in zip(["fake", "real"], temps):
+        row = calib["metrics"][label]
+        assert row["temperature"] == t
+        assert set(row["before"]) == set(row["after"]) == {"brier", "ece", "log_loss"}
+        assert row["after"]["log_loss"] < row["before"]["log_loss"]
+    parity = json.loads((export_dir / "parity.json").read_text())
+    assert parity["max_abs_diff"] <= 1e-5
+    assert len(parity["clips"]) >= 4 + 3 + 4  # val records, source audio, synthetic
+
+
+def test_waveform_endpoint_matches_model_on_prep_features(
+    export_dir, metadata, logits_model, sample_records, sample_dir, tiny_cfg
+):
+    """serving_default(decoded test clip) == logits model on prep's stored features + calibration."""
+    import tensorflow as tf
+
+    from deepwave_tf import audio, records
+
+    loaded = tf.saved_model.load(str(export_dir))
+    parse = records.make_parser(tiny_cfg.features)
+    shards = [str(p) for p in records.shard_paths(sample_records, "test")]
+    checked = []
+    for ex in tf.data.TFRecordDataset(shards).map(parse).take(3):
+        clip_id = ex["id"].numpy().decode()
+        wav = audio.load(sample_dir / "test" / f"{clip_id}.ogg", tiny_cfg.features.sample_rate_hz)
+        out = loaded.signatures["serving_default"](waveform=tf.constant(wav[None]))
+        got = np.array([out["fake"].numpy()[0], out["real"].numpy()[0]])
+        z = logits_model({"mfcc": ex["mfcc"][None], "mel": ex["mel"][None, ..., None]}).numpy()[0]
+        want = calibration.apply_temperature(z, metadata["temperatures"])
+        np.testing.assert_allclose(got, want, atol=1e-5, err_msg=clip_id)
+        # The features endpoint on the same stored features.
+        out = loaded.signatures["features"](mfcc=ex["mfcc"][None], mel=ex["mel"][None])
+        np.testing.assert_allclose(
+            [out["fake"].numpy()[0], out["real"].numpy()[0]], want, atol=1e-6
+        )
+        checked.append((clip_id, got))
+    assert len(checked) == 3
+    # Not a constant model: the clips get different scores.
+    assert np.ptp([g[0] for _, g in checked]) > 1e-3
+
+
+def test_serving_default_any_length_and_batch(export_dir):
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(export_dir))
+    serve = loaded.signatures["serving_default"]
+    rng = np.random.default_rng(0)
+    for n in (1000, 160000, 250000):  # shorter than, equal to, longer than the 5 s window
+        out = serve(waveform=tf.constant(0.1 * rng.standard_normal((3, n)), tf.float32))
+        assert set(out) == {"fake", "real"}
+        for v in out.values():
+            assert v.shape == (3,)
+            assert np.all((v.numpy() >= 0) & (v.numpy() <= 1))
+    # A batch gives the same probabilities as its clips one by one.
+    wav = (0.1 * rng.standard_normal((3, 160000))).astype(np.float32)
+    batch = serve(waveform=tf.constant(wav))["fake"].numpy()
+    single = [serve(waveform=tf.constant(w[None]))["fake"].numpy()[0] for w in wav]
+    np.testing.assert_allclose(batch, single, atol=1e-6)
+
+
+FRESH_PROCESS = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+
+m = tf.saved_model.load(sys.argv[1])
+wav = np.random.default_rng(0).standard_normal((2, 48000)).astype("float32") * 0.1
+out = m.signatures["serving_default"](waveform=tf.constant(wav))
+feat = m.signatures["features"](mfcc=tf.zeros([1, 313, 40]), mel=tf.zeros([1, 128, 313]))
+meta = json.loads(m.signatures["metadata"]()["json"].numpy())
+loaded = sorted({k.split(".")[0] for k in sys.modules} & {"keras", "tf_keras", "tensorflow_io", "deepwave_tf"})
+print(json.dumps({
+    "fake": out["fake"].numpy().tolist(), "real": out["real"].numpy().tolist(),
+    "features_fake": feat["fake"].numpy().tolist(),
+    "labels": meta["labels"], "temperatures": meta["temperatures"], "modules": loaded,
+}))
+"""
+
+
+def test_loads_in_fresh_process_without_keras_tfio_or_package(export_dir, metadata, tmp_path):
+    """Stock TensorFlow only: keras, tensorflow_io and deepwave_tf cannot even be imported.
+
+    `import tensorflow` itself imports keras when it is installed; a package of the same
+    name that raises ImportError, first on PYTHONPATH, stands in for a TF Serving
+    environment without it (TF tolerates the failed import).
+    """
+    import tensorflow as tf
+
+    blocked = tmp_path / "blocked"
+    for name in ("keras", "tensorflow_io", "deepwave_tf"):
+        (blocked / name).mkdir(parents=True)
+        (blocked / name / "__init__.py").write_text(
+            f"raise ImportError('{name} is blocked in this test')\n"
+        )
+    env = {**os.environ, "PYTHONPATH": str(blocked), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS, str(export_dir)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["modules"] == []
+    assert got["labels"] == ["fake", "real"]
+    assert got["temperatures"] == metadata["temperatures"]
+    # Same numbers as in this process.
+    loaded = tf.saved_model.load(str(export_dir))
+    wav = np.random.default_rng(0).standard_normal((2, 48000)).astype("float32") * 0.1
+    here = loaded.signatures["serving_default"](waveform=tf.constant(wav))
+    np.testing.assert_allclose(got["fake"], here["fake"].numpy(), atol=1e-6)
+    np.testing.assert_allclose(got["real"], here["real"].numpy(), atol=1e-6)
+
+
+def test_saved_model_cli_lists_signatures(export_dir):
+    proc = subprocess.run(
+        [str(VENV_BIN / "saved_model_cli"), "show", "--all", "--dir", str(export_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    for needle in (
+        "signature_def['serving_default']",
+        "inputs['waveform']",
+        "shape: (-1, -1)",
+        "signature_def['features']",
+        "inputs['mfcc']",
+        "shape: (-1, 313, 40)",
+        "inputs['mel']",
+        "shape: (-1, 128, 313)",
+        "outputs['fake']",
+        "outputs['real']",
+        "signature_def['metadata']",
+        "outputs['json']",
+    ):
+        assert needle in out, needle
+    # The serving_default block itself names its input and both outputs.
+    block = out.split("signature_def['serving_default']")[1].split("signature_def[")[0]
+    assert (
+        "inputs['waveform']" in block and "outputs['fake']" in block and "outputs['real']" in block
+    )
+
+
+def test_parity_check_fails_loudly(export_dir, logits_model, metadata, tiny_cfg):
+    from deepwave_tf import export
+
+    n = tiny_cfg.features.num_samples
+    clips = [
+        ("white noise", (0.1 * np.random.default_rng(1).standard_normal(n)).astype(np.float32))
+    ]
+    wrong = np.asarray(metadata["temperatures"]) * 3  # the in-memory side disagrees with the graph
+    with pytest.raises(export.ExportParityError) as e:
+        export.check_parity(export_dir, logits_model, tiny_cfg, wrong, metadata, [], clips)
+    message = str(e.value)
+    assert "differs from the in-memory model on white noise via 'serving_default'" in message
+    assert "max |difference| = " in message and "> export.parity_atol = 1e-05" in message
+
+
+def test_export_cli_errors(tmp_path, capsys, tiny_cfg):
+    from deepwave_tf import export
+
+    assert export.main(["--run-dir", str(tmp_path / "missing")]) == 2
+    assert "is not a run directory: no config.json" in capsys.readouterr().err
+    tiny_cfg.save(tmp_path / "run")
+    assert export.main(["--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: calibration needs the validation records")
+    assert "pass --records DIR or --no-calibrate" in err
+    assert (
+        export.main(["--run-dir", str(tmp_path / "run"), "--records", str(tmp_path / "nope")]) == 2
+    )
+    assert "records directory not found" in capsys.readouterr().err
+    assert export.main(["--run-dir", str(tmp_path / "run"), "--set", "model.lstm_units=3"]) == 2
+    assert "only export.* can be changed at export time" in capsys.readouterr().err
+    assert export.main(["--run-dir", str(tmp_path / "run"), "--no-calibrate"]) == 2
+    assert "no model.keras in" in capsys.readouterr().err
