@@ -249,7 +249,7 @@ def _tfio_decoder(sample_rate_hz: int):
 
     tfio_module()
 
-    @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+    @tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
     def decode(path):
         return decode_tfio(path, sample_rate_hz)
 

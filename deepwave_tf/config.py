@@ -106,7 +106,7 @@ class PrepConfig:
     group_column: str = ""  # "" = take speaker_or_voice from meta.csv when present
     store_waveform: bool = False
     compression: str = ""  # "" | "GZIP" | "ZLIB"
-    batch_size: int = 32  # clips per feature batch
+    batch_size: int = 8  # clips per feature batch (smaller = less CPU per clip: cache; bench_prep.py)
     workers: int = 0  # decode threads; 0 = all cores
 
     def __post_init__(self):
