@@ -64,6 +64,14 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads), user + system."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def dev_rows(n: int) -> list[dict[str, str]]:
     """n train rows of the dev corpus with absolute paths; repeats (new ids) beyond the corpus."""
     with open(DEV / "train.csv", newline="") as f:
@@ -147,14 +155,15 @@ def notebook_features(path: str, png: Path, sr: int = 32000, n_mfcc: int = 40, m
     return mfcc.T, np.asarray(image, np.float32) / 255.0
 
 
-def bench_notebook(rows) -> float:
+def bench_notebook(rows) -> tuple[float, float]:
+    """(clips/s, CPU ms/clip) of the notebooks' per-file pipeline."""
     with tempfile.TemporaryDirectory() as tmp:
         png = Path(tmp) / "mel.png"
         notebook_features(rows[0]["path"], png)  # imports and matplotlib set-up
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         for r in rows:
             notebook_features(r["path"], png)
-        return len(rows) / (time.perf_counter() - start)
+        return len(rows) / (time.perf_counter() - start), 1000 * (cpu_seconds() - cpu) / len(rows)
 
 
 # --------------------------------------------------------------------------- #
@@ -166,20 +175,25 @@ def _decode(path: str) -> int:
     return audio.load_soundfile(path, 32000).shape[0]
 
 
-def bench_decode(paths: list[str], kind: str, workers: int, repeats: int = 2) -> float:
-    pool_cls = (
-        concurrent.futures.ThreadPoolExecutor
-        if kind == "threads"
-        else concurrent.futures.ProcessPoolExecutor
-    )
-    best = 0.0
-    with pool_cls(workers) as pool:
+def bench_decode(
+    paths: list[str], kind: str, workers: int, repeats: int = 2
+) -> tuple[float, float | str]:
+    """Best clips/s over `repeats`, and CPU ms/clip (threads only: pool processes' CPU is not visible)."""
+    pools = {
+        "threads": concurrent.futures.ThreadPoolExecutor,
+        "processes": concurrent.futures.ProcessPoolExecutor,
+    }
+    best, cpu_ms = 0.0, "-"
+    with pools[kind](workers) as pool:
         list(pool.map(_decode, paths[:workers]))  # warm up workers/imports
         for _ in range(repeats):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), cpu_seconds()
             list(pool.map(_decode, paths, chunksize=1 if kind == "threads" else 8))
-            best = max(best, len(paths) / (time.perf_counter() - start))
-    return best
+            rate = len(paths) / (time.perf_counter() - start)
+            if rate > best:
+                best = rate
+                cpu_ms = 1000 * (cpu_seconds() - cpu) / len(paths) if kind == "threads" else "-"
+    return best, cpu_ms
 
 
 # --------------------------------------------------------------------------- #
@@ -194,52 +208,73 @@ def bench_breakdown(paths: list[str], batch_sizes: list[int]) -> None:
     cfg = load_config(REPO / "configs" / "default.toml")
     fcfg = cfg.features
     n = len(paths)
-    start = time.perf_counter()
-    clips = [prep.fix_length_np(audio.load_soundfile(p, fcfg.sample_rate_hz), fcfg) for p in paths]
-    decode_1t = n / (time.perf_counter() - start)
-    rows = [["decode + resample + fix_length (1 thread)", f"{1000 / decode_1t:.1f}", decode_1t]]
+    rows = []
+
+    def timed(label: str, count: int, fn) -> None:
+        start, cpu = time.perf_counter(), cpu_seconds()
+        fn()
+        wall, cpu_s = time.perf_counter() - start, cpu_seconds() - cpu
+        rows.append(
+            [label, f"{1000 * wall / count:.2f}", f"{1000 * cpu_s / count:.2f}", count / wall]
+        )
+
+    clips = []
+    timed(
+        "decode + resample + fix_length (1 thread)",
+        n,
+        lambda: clips.extend(
+            prep.fix_length_np(audio.load_soundfile(p, fcfg.sample_rate_hz), fcfg) for p in paths
+        ),
+    )
     wave = np.stack(clips)
-    feats = None
+    feats = {}
     for b in batch_sizes:
+        if b > n:
+            continue
         fn = tf.function(
             lambda w: features.compute_features(w, fcfg),
             input_signature=[tf.TensorSpec([b, fcfg.num_samples], tf.float32)],
+            autograph=False,
         )
         batches = [wave[i : i + b] for i in range(0, n - b + 1, b)]
         fn(tf.constant(batches[0]))  # trace
-        start = time.perf_counter()
-        for x in batches:
-            out = fn(tf.constant(x))
-            feats = (out[features.MFCC].numpy(), out[features.MEL].numpy())
-        rate = len(batches) * b / (time.perf_counter() - start)
-        rows.append([f"features, batch {b} (tf.function, all cores)", f"{1000 / rate:.1f}", rate])
-    # STFT alone vs the rest of the graph, at the default batch size.
-    b = cfg.prep.batch_size
+
+        def run(fn=fn, batches=batches):
+            for x in batches:
+                out = fn(tf.constant(x))
+                feats["mfcc"], feats["mel"] = out[features.MFCC].numpy(), out[features.MEL].numpy()
+
+        timed(f"features, batch {b} (one tf.function, all cores)", len(batches) * b, run)
+    # |STFT| alone (the first and largest step of the feature graph).
+    b = min(cfg.prep.batch_size, n)
     stft = tf.function(
-        lambda w: tf.abs(
-            tf.signal.stft(w, fcfg.n_fft, fcfg.hop_length_samples, fcfg.n_fft, pad_end=False)
-        ),
+        lambda w: tf.abs(tf.signal.stft(w, fcfg.n_fft, fcfg.hop_length_samples, fcfg.n_fft)),
         input_signature=[tf.TensorSpec([b, fcfg.num_samples + fcfg.n_fft], tf.float32)],
+        autograph=False,
     )
     padded = np.pad(wave, ((0, 0), (fcfg.n_fft // 2, fcfg.n_fft // 2)))
     stft(tf.constant(padded[:b]))
-    start = time.perf_counter()
-    for i in range(0, n - b + 1, b):
-        stft(tf.constant(padded[i : i + b])).numpy()
-    rate = (n // b) * b / (time.perf_counter() - start)
-    rows.append([f"  of which |STFT| alone, batch {b}", f"{1000 / rate:.1f}", rate])
-    mfcc, mel = feats
+    timed(
+        f"  of which |STFT| alone, batch {b}",
+        (n // b) * b,
+        lambda: [stft(tf.constant(padded[i : i + b])).numpy() for i in range(0, n - b + 1, b)],
+    )
     with tempfile.TemporaryDirectory() as tmp:
         writer = tf.io.TFRecordWriter(str(Path(tmp) / "x.tfrecord"))
-        start = time.perf_counter()
-        for i in range(n):
-            writer.write(
-                records.serialize_example(f"TRAIN_{i:05d}", {"mfcc": mfcc[0], "mel": mel[0]}, 1, 0)
-            )
+        ex = {"mfcc": feats["mfcc"][0], "mel": feats["mel"][0]}
+        timed(
+            "serialize_example + write",
+            n,
+            lambda: [
+                writer.write(records.serialize_example(f"T_{i:05d}", ex, 1, 0)) for i in range(n)
+            ],
+        )
         writer.close()
-        rate = n / (time.perf_counter() - start)
-    rows.append(["serialize_example + write", f"{1000 / rate:.2f}", rate])
-    table("Where prep's time goes (per clip; run alone)", ["stage", "ms/clip", "clips/s"], rows)
+    table(
+        "Where prep's time goes (per clip; each stage alone)",
+        ["stage", "wall ms/clip", "CPU ms/clip", "clips/s"],
+        rows,
+    )
 
 
 # --------------------------------------------------------------------------- #
@@ -325,7 +360,13 @@ def bench_encodings(records_dir: Path, repeats: int = 3) -> None:
                     w.write(encode(e))
             write_rate = len(examples) / (time.perf_counter() - start)
             size = os.path.getsize(path) / len(examples) / 1024
-            ds = tf.data.TFRecordDataset(path, compression_type=compression).batch(32).map(parse)
+            # 5 passes per timing: a single pass over ~200 examples is too short to time.
+            ds = (
+                tf.data.TFRecordDataset(path, compression_type=compression)
+                .repeat(5)
+                .batch(32)
+                .map(parse)
+            )
             for _ in ds:  # warm the page cache and trace
                 pass
             best = 0.0
@@ -335,7 +376,7 @@ def bench_encodings(records_dir: Path, repeats: int = 3) -> None:
                 best = max(best, count / (time.perf_counter() - start))
             rows.append([name, f"{size:.0f}", best, write_rate])
     table(
-        f"Record encodings ({len(examples)} train examples; read = TFRecordDataset.batch(32).map(parse), best of {repeats})",
+        f"Record encodings ({len(examples)} train examples; read = TFRecordDataset.repeat(5).batch(32).map(parse), best of {repeats})",
         ["encoding", "KiB/example", "read examples/s", "write examples/s"],
         rows,
     )
@@ -368,6 +409,16 @@ def bench_backends(workers: int) -> None:
 
 
 # --------------------------------------------------------------------------- #
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clips", type=int, default=200)
@@ -382,8 +433,8 @@ def main(argv=None) -> int:
     skip = set(filter(None, args.skip.split(",")))
     workers = os.cpu_count() or 1
     print(
-        f"# bench_prep  {time.strftime('%Y-%m-%d %H:%M')}  {platform.processor() or platform.machine()}, "
-        f"{workers} cores, load average {os.getloadavg()[0]:.2f} at start"
+        f"# bench_prep  {time.strftime('%Y-%m-%d %H:%M')}  {_cpu_name()}, {workers} cores, "
+        f"load average {os.getloadavg()[0]:.2f} at start (other processes share these cores)"
     )
     rows = dev_rows(args.clips)
     paths = [r["path"] for r in rows]
@@ -394,50 +445,48 @@ def main(argv=None) -> int:
         if "prep" not in skip:
             run_prep_child(data, tmp / "warm" / "recs")  # warm the page cache like the others
             r = run_prep_child(data, tmp / "out" / "recs")
-            results["prep"] = r["clips"] / r["seconds"]
+            results["prep"] = (r["clips"] / r["seconds"], 1000 * r["cpu_seconds"] / r["clips"])
         if "decode" not in skip:
             results["decode_threads"] = bench_decode(paths, "threads", workers)
             results["decode_processes"] = bench_decode(paths, "processes", workers)
         if "notebook" not in skip:
-            nb = rows[: args.notebook_clips or args.clips]
-            results["notebook"] = bench_notebook(nb)
-        out = [["prep (configs/default.toml)", results.get("prep", "-"), ""]]
+            results["notebook"] = bench_notebook(rows[: args.notebook_clips or args.clips])
+        prep_rate = results.get("prep", (0.0, "-"))[0]
+        out = [
+            [
+                "prep (configs/default.toml; whole run() incl. trace)",
+                *results.get("prep", ("-", "-")),
+                "",
+            ]
+        ]
         if "notebook" in results:
-            ratio = results.get("prep", 0) / results["notebook"]
-            out.append(
-                [
-                    "(a) notebooks' approach, 1 process",
-                    results["notebook"],
-                    f"prep = {ratio:.1f}x (target >= 20x)",
-                ]
-            )
+            ratio = f"prep = {prep_rate / results['notebook'][0]:.1f}x (target >= 20x)"
+            out.append(["(a) notebooks' approach, 1 process", *results["notebook"], ratio])
         if "decode_threads" in results:
-            ref = max(results["decode_threads"], results["decode_processes"])
-            ratio = results.get("prep", 0) / ref
-            out.append([f"(b) decode only, {workers} threads", results["decode_threads"], ""])
-            out.append(
-                [
-                    f"(b) decode only, {workers} processes",
-                    results["decode_processes"],
-                    f"prep = {ratio:.2f}x of the faster (target >= 0.5x)",
-                ]
-            )
-        table(f"Throughput on {len(rows)} dev clips", ["pipeline", "clips/s", "ratio"], out)
+            ref = max(results["decode_threads"][0], results["decode_processes"][0])
+            out.append([f"(b) decode only, {workers} threads", *results["decode_threads"], ""])
+            out.append([f"(b) decode only, {workers} processes", *results["decode_processes"], ""])
+            out.append(["prep / faster (b)", "", "", f"{prep_rate / ref:.2f}x (target >= 0.5x)"])
+        table(
+            f"Throughput on {len(rows)} dev clips",
+            ["pipeline", "clips/s", "CPU ms/clip", "ratio"],
+            out,
+        )
 
         if "rss" not in skip:
             rss_rows = []
             for n in [int(x) for x in args.rss_clips.split(",")]:
                 d = write_data_dir(dev_rows(n), tmp / f"rss{n}")
                 r = run_prep_child(d, tmp / f"rss{n}_out" / "recs")
-                rss_rows.append([n, r["maxrss_mb"], r["clips"] / r["seconds"]])
+                cpu_ms = 1000 * r["cpu_seconds"] / r["clips"]
+                rss_rows.append([n, r["maxrss_mb"], r["clips"] / r["seconds"], cpu_ms])
             table(
                 "prep peak RSS (fresh process, configs/default.toml)",
-                ["clips", "peak RSS MB", "clips/s"],
+                ["clips", "peak RSS MB", "clips/s", "CPU ms/clip"],
                 rss_rows,
             )
-
         if "breakdown" not in skip:
-            bench_breakdown(paths[: min(len(paths), 128)], [8, 16, 32, 64])
+            bench_breakdown(paths[: min(len(paths), 128)], [4, 8, 16, 32, 64])
         if "encodings" not in skip:
             recs = tmp / "out" / "recs"
             if not (recs / "manifest.json").exists():
@@ -445,6 +494,7 @@ def main(argv=None) -> int:
             bench_encodings(recs)
     if "backends" not in skip:
         bench_backends(workers)
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
     return 0
 
 

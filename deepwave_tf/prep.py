@@ -20,8 +20,9 @@ Robustness:
   take as complete.
 - `.prep/plan.json` (written first) fixes the assignment of examples to shards
   (seeded shuffle per split, contiguous ranges); `--resume` keeps complete
-  shards of the same plan and rebuilds the rest. Batches never span shards, so
-  a resumed run writes the same bytes as an uninterrupted one.
+  shards of the same plan and rebuilds the rest. Each clip has a fixed slot in
+  a fixed batch (its position in the plan), so a resumed run writes the same
+  bytes as an uninterrupted one (tests/test_prep.py checks it).
 - Bad rows and files never stop the run: each goes to `errors.csv`
   (`id,path,reason`). A csv missing a needed column fails at once.
 """
@@ -578,8 +579,8 @@ def run(
     state = out_dir / STATE_DIR
     if resume:
         _check_resume_plan(state / PLAN, plan, plan_hash)
-    else:
-        _clean(out_dir, name) if out_dir.exists() else None
+    elif out_dir.exists():
+        _clean(out_dir, name)  # a fresh run replaces what an earlier prep wrote here
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / records.MANIFEST).unlink(missing_ok=True)  # written last; stale = misleading
     for stale in out_dir.glob(f"{name}-*{INCOMPLETE}"):
