@@ -52,6 +52,7 @@ from deepwave_tf.serving import METADATA_ASSET, ExportError
 FORMAT = "deepwave_tf-export-1"
 PARITY_RECORDS = 4  # stored-feature clips checked after reloading
 PARITY_AUDIO = 3  # decoded source clips checked after reloading
+MIN_CALIBRATION_CLIPS = 100  # fewer validation clips get a warning
 
 
 class ExportParityError(ExportError):
@@ -163,6 +164,18 @@ def fit_calibration(logits: np.ndarray, targets: np.ndarray, head: str) -> Calib
                     temps[i] = calibration.fit_temperature(logits[:, i], targets[:, i])
                 except calibration.CalibrationError as col_error:
                     warnings.append(f"{label}: temperature not fitted ({col_error}); using T = 1")
+    for label, t in zip(LABEL_KEYS, temps):
+        if t >= 0.999 * calibration.MAX_TEMPERATURE or t <= 1.001 * calibration.MIN_TEMPERATURE:
+            warnings.append(
+                f"{label}: T = {t:.3g} is at the search bound: on the validation split the "
+                "logits barely predict the targets (an untrained model or a tiny split); "
+                "its probabilities are flattened towards the validation base rate"
+            )
+    if len(logits) < MIN_CALIBRATION_CLIPS:
+        warnings.append(
+            f"only {len(logits)} validation clips: the temperatures are rough "
+            f"(use >= {MIN_CALIBRATION_CLIPS}, e.g. a larger prep.val_fraction)"
+        )
     report = calibration.calibration_report(logits, targets, temps, LABEL_KEYS)
     return Calibration(temps, True, shared, len(logits), report, warnings)
 

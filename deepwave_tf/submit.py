@@ -6,7 +6,9 @@
 Scoring reads `DIR/test.csv` (`id,path`, paths relative to DIR), decodes and
 scores every clip through the export (`serving.score_files`: a tf.data
 pipeline of parallel decodes batched to `serving_default`) and writes
-`id,fake,real` in `test.csv` order.
+`id,fake,real` in `test.csv` order. A clip longer than the export's window
+(`features.clip_seconds`; the challenge's clips are exactly 5 s) is scored in
+windows and combined as `predict` does (`serving` module docstring).
 
 A clip that cannot be read is reported with its id and the reason. The
 submission is then NOT written (it would have holes) unless `--fill VALUE`

@@ -167,6 +167,15 @@ def test_fit_calibration_falls_back_per_column_with_a_warning():
         "real: temperature not fitted (all 500 validation targets are 0: "
         "a temperature needs both classes); using T = 1"
     ]
+    # Logits that rank the clips backwards: the best T is infinite; it stops at the bound, with a warning.
+    backwards = np.stack([-z, z], axis=1)
+    calib = export.fit_calibration(backwards, np.stack([y, y], axis=1), head="multilabel")
+    assert calib.temperatures[0] == pytest.approx(calibration.MAX_TEMPERATURE, rel=1e-3)
+    assert calib.warnings == [
+        f"fake: T = {calib.temperatures[0]:.3g} is at the search bound: on the validation split "
+        "the logits barely predict the targets (an untrained model or a tiny split); its "
+        "probabilities are flattened towards the validation base rate"
+    ]
 
 
 # --------------------------------------------------------------------------- #
@@ -192,6 +201,10 @@ def test_export_layout_and_metadata(export_dir, run_dir, metadata, tiny_cfg, sam
     calib = metadata["calibration"]
     assert calib["fitted"] and not calib["shared"]
     assert calib["n_val"] == 12  # the sample's validation split
+    assert calib["warnings"] == [
+        "only 12 validation clips: the temperatures are rough "
+        "(use >= 100, e.g. a larger prep.val_fraction)"
+    ]
     temps = metadata["temperatures"]
     assert len(temps) == 2 and all(t > 1.0 for t in temps)  # the scaled-up model is over-confident
     for label, t in zip(["fake", "real"], temps):
