@@ -127,6 +127,7 @@ class DataConfig:
     cache: bool = False
     deterministic: bool = False
     seed: int = 1125
+    cycle_length: int = 4  # shards read in parallel by the interleave
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,6 +148,35 @@ class AugmentConfig:
     freq_masks: int = 2
     freq_mask_bins: int = 12
     val_mixing: bool = True  # validation gets a fixed (seeded) mixing too
+    noise_floor: bool = True  # faint stationary noise under every example
+    floor_db_min: float = 48.0  # floor level, dB under the example's level
+    floor_db_max: float = 72.0
+    silence_dbfs_min: float = -80.0  # near-silent examples, dB re RMS 1
+    silence_dbfs_max: float = -55.0
+    silence_zero_prob: float = 0.2  # near-silent examples that are exact digital zero
+    noise_bank_per_kind: int = 6  # synthetic noises per kind (see augment.NOISE_KINDS)
+    noise_max_hz: float = 8000.0  # band-limit synthetic noise like the data; 0 = full band
+    mask_mfcc: bool = False  # recompute MFCC from the masked log-mel (else masks hit mel only)
+
+    def __post_init__(self):
+        for name in ("mix_prob", "noise_only_prob", "silence_prob", "background_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"augment.{name} must be in [0, 1]")
+        if not 0.0 <= self.silence_zero_prob <= 1.0:
+            raise ConfigError("augment.silence_zero_prob must be in [0, 1]")
+        if self.noise_only_prob + self.silence_prob > 1.0:
+            raise ConfigError("augment.noise_only_prob + augment.silence_prob must be <= 1")
+        for lo, hi in (
+            ("snr_db_min", "snr_db_max"),
+            ("floor_db_min", "floor_db_max"),
+            ("silence_dbfs_min", "silence_dbfs_max"),
+        ):
+            if getattr(self, lo) > getattr(self, hi):
+                raise ConfigError(f"augment.{lo} must be <= augment.{hi}")
+        if min(self.time_masks, self.time_mask_frames, self.freq_masks, self.freq_mask_bins) < 0:
+            raise ConfigError("augment mask counts and widths must be >= 0")
+        if self.noise_bank_per_kind < 1:
+            raise ConfigError("augment.noise_bank_per_kind must be >= 1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +191,7 @@ class ModelConfig:
     lstm_pooling: str = "last"  # "last" state | "avg" | "max" | "avgmax" over time
     conv_filters: tuple[int, ...] = (16, 32, 64)
     conv_kernel: int = 3
+    first_conv_stride: int = 1  # stride of conv_0; 2 = about 4x less mel-branch compute
     batch_norm: bool = True
     pool_size: int = 2
     conv_pooling: str = "avg"  # global pooling of the last conv block: "avg" | "max" | "avgmax"
@@ -176,6 +207,8 @@ class ModelConfig:
         _check_choice("model.conv_pooling", self.conv_pooling, ("avg", "max", "avgmax"))
         if not self.conv_filters:
             raise ConfigError("model.conv_filters needs at least one block")
+        if self.first_conv_stride < 1:
+            raise ConfigError("model.first_conv_stride must be >= 1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,6 +221,12 @@ class TrainConfig:
     seed: int = 1125
     steps_per_epoch: int = 0  # 0 = one pass over the train split
     tensorboard_images: int = 4
+    validation_steps: int = 0  # 0 = the whole val split
+    monitor: str = "val_auc"  # best checkpoint/early stopping: val_auc | val_score | val_loss
+    jit_compile: bool = False  # XLA-compile the train step
+
+    def __post_init__(self):
+        _check_choice("train.monitor", self.monitor, ("val_auc", "val_score", "val_loss"))
 
 
 @dataclasses.dataclass(frozen=True)

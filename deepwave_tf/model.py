@@ -129,7 +129,14 @@ def build_model(cfg: Config, stats: Mapping[str, Any] | None = None) -> keras.Mo
     y = _normalization(stats, MEL, f.n_mels, axis=1, name="mel_norm")(mel_in)
     for i, filters in enumerate(m.conv_filters):
         y = layers.Conv2D(
-            filters, m.conv_kernel, padding="same", use_bias=not m.batch_norm, name=f"conv_{i}"
+            filters,
+            m.conv_kernel,
+            # A strided first conv: the full-resolution block costs most of the
+            # step time on CPU (memory-bound BN/activation/pooling at n_mels x frames).
+            strides=m.first_conv_stride if i == 0 else 1,
+            padding="same",
+            use_bias=not m.batch_norm,
+            name=f"conv_{i}",
         )(y)
         if m.batch_norm:
             y = layers.BatchNormalization(name=f"conv_{i}_bn")(y)

@@ -1,0 +1,552 @@
+"""Batch augmentation on power-mel: voice mixing, noise, silence, time shift, SpecAugment.
+
+Why: train clips hold one clean voice each, while the challenge test clips hold
+0, 1 or 2 voices over background noise. The pipeline therefore builds such
+mixtures from the training batch itself.
+
+Why power-mel, before the log: the power spectra of independent sources add,
+to first order (the cross terms of |A + B|^2 average out over a mel band and a
+frame), which is what happens physically when two voices or a voice and noise
+are recorded together. Records store the log-mel (dB), so a batch goes
+`features.db_to_power` -> mix -> `features.features_from_power_mel`, which
+recomputes BOTH the log-mel (with the per-clip `top_db` floor) and the MFCC
+through the same code as prep, so the two model inputs always describe the same
+mixture. Mixing waveforms would be exact but needs the waveform in the records
+(about 3x the size) and an STFT per example per epoch; mixing power-mel costs a
+few element-wise ops per batch.
+
+Noise: there is no noise corpus among the training data, so `make_noise_bank`
+synthesises one once, seeded, when the pipeline is built: white, pink and brown
+noise, mains hum with harmonics, random harmonic note sequences (music-like),
+clicks and impulses, and band-limited noise with a level modulation. The
+waveforms (RMS 1, optionally band-limited like the data) go through
+`features.power_mel`. Every draw from the bank mixes two entries with a random
+weight, a random circular time shift and a random spectral tilt, so a small bank
+gives many different noises.
+
+What `apply_plan` does to a batch, per example (all draws are vectorised,
+stateless and come from one `seed`, so a plan is reproducible):
+1. time shift (training, `time_shift`): roll the clip by a random number of frames;
+2. with probability `mix_prob`, overlay a partner from the same batch (a random
+   permutation, itself rolled), at `gain_db` in +-`mix_gain_db` relative to the
+   clip; targets become the union (fake = max, real = max);
+3. `noise_only_prob` of the examples become noise alone and `silence_prob`
+   near-silence (faint noise at `silence_dbfs_*`, or exact digital zero with
+   probability `silence_zero_prob`, as in the challenge test); targets (0, 0);
+4. `background_prob` of the voiced examples get bank noise at an SNR in
+   [`snr_db_min`, `snr_db_max`] (SNR of mean powers over the clip);
+5. every non-silent example gets a faint stationary noise floor
+   `floor_db_min`..`floor_db_max` dB under its level (test clips never hold
+   digital silence; zero padding of short train clips does);
+6. the result is scaled back to the level of the original clip, so the level
+   distribution stays the data's (noise-only examples take that level too);
+7. log-mel and MFCC are recomputed from the mixed power;
+8. SpecAugment (training only): `time_masks` masks of 0..`time_mask_frames`
+   frames and `freq_masks` masks of 0..`freq_mask_bins` mel bands on the
+   log-mel, set to the clip's mean log-mel (the SpecAugment "mean value"); the
+   MFCC is recomputed from the masked log-mel when `mask_mfcc`.
+
+Validation (`training=False`) uses steps 2-7 with a plan seeded by the batch
+index, so the same mixtures come back every epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import numpy as np
+import scipy.fft
+import tensorflow as tf
+
+from deepwave_tf import features as F
+from deepwave_tf.config import AugmentConfig, FeatureConfig
+
+NOISE_KINDS = ("white", "pink", "brown", "hum", "music", "clicks", "band")
+STATIONARY_KINDS = ("white", "pink", "brown")  # used for the noise floor
+VOICED, NOISE_ONLY, SILENCE = 0, 1, 2
+_TILT_DB = 6.0  # random spectral tilt of bank draws, +- dB from lowest to highest band
+_EPS = 1e-20
+
+
+# --------------------------------------------------------------------------- #
+# Noise bank
+# --------------------------------------------------------------------------- #
+def _shaped_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
+    """Gaussian noise with power spectrum ~ 1/f**exponent (0 white, 1 pink, 2 brown)."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.arange(spec.size, dtype=np.float64)
+    f[0] = 1.0
+    return np.fft.irfft(spec / f ** (exponent / 2.0), n)
+
+
+def _band_limit(x: np.ndarray, rate: int, lo_hz: float, hi_hz: float) -> np.ndarray:
+    spec = np.fft.rfft(x)
+    f = np.fft.rfftfreq(x.size, 1.0 / rate)
+    spec[(f < lo_hz) | (f > hi_hz)] = 0.0
+    return np.fft.irfft(spec, x.size)
+
+
+def _harmonics(t: np.ndarray, f0: float, amps: np.ndarray, rate: int, rng) -> np.ndarray:
+    out = np.zeros_like(t)
+    for h, a in enumerate(amps, start=1):
+        if f0 * h < rate / 2:
+            out += a * np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 2 * np.pi))
+    return out
+
+
+def synth_noise(kind: str, rng: np.random.Generator, num_samples: int, rate: int) -> np.ndarray:
+    """One synthetic background waveform of `kind` (see `NOISE_KINDS`).
+
+    Returns:
+        `[num_samples]` float64, not yet level-normalised.
+    """
+    t = np.arange(num_samples) / rate
+    if kind == "white":
+        return rng.standard_normal(num_samples)
+    if kind == "pink":
+        return _shaped_noise(rng, num_samples, 1.0)
+    if kind == "brown":
+        return _shaped_noise(rng, num_samples, 2.0)
+    if kind == "hum":  # mains hum: 50/60 Hz and harmonics, plus a little hiss
+        f0 = rng.choice([50.0, 60.0]) * rng.uniform(0.99, 1.01)
+        amps = rng.uniform(0.1, 1.0, 12) / np.arange(1, 13) ** rng.uniform(0.3, 1.5)
+        hum = _harmonics(t, f0, amps, rate, rng)
+        return hum / hum.std() + 10 ** (-rng.uniform(20, 40) / 20) * rng.standard_normal(
+            num_samples
+        )
+    if kind == "music":  # a sequence of harmonic notes (1-3 at a time) with decaying envelopes
+        out = np.zeros(num_samples)
+        start = 0
+        while start < num_samples:
+            length = int(rng.uniform(0.1, 0.6) * rate)
+            seg = t[: min(length, num_samples - start)]
+            env = np.exp(-seg * rng.uniform(1.0, 8.0)) * np.minimum(1.0, seg / 0.01)
+            for _ in range(rng.integers(1, 4)):
+                f0 = 440.0 * 2 ** ((rng.integers(36, 85) - 69) / 12)
+                amps = 1.0 / np.arange(1, 9) ** rng.uniform(0.5, 2.0)
+                out[start : start + seg.size] += env * _harmonics(seg, f0, amps, rate, rng)
+            start += length
+        return out
+    if kind == "clicks":  # Poisson impulses: short decaying noise bursts over faint hiss
+        out = 10 ** (-rng.uniform(30, 50) / 20) * rng.standard_normal(num_samples)
+        count = rng.poisson(rng.uniform(2, 30) * num_samples / rate)
+        for pos in rng.integers(0, num_samples, count):
+            length = int(rng.uniform(0.001, 0.01) * rate)
+            burst = rng.standard_normal(length) * np.exp(-np.arange(length) / (length / 4))
+            burst = burst[: num_samples - pos]
+            out[pos : pos + burst.size] += rng.uniform(0.2, 1.0) * burst
+        return out
+    if kind == "band":  # band-limited noise with a slow level modulation
+        lo = rng.uniform(80.0, 2000.0)
+        hi = min(lo * rng.uniform(1.5, 6.0), rate / 2)
+        x = _band_limit(rng.standard_normal(num_samples), rate, lo, hi)
+        depth = rng.uniform(0.3, 1.0)
+        env = 1.0 + depth * np.sin(
+            2 * np.pi * rng.uniform(0.2, 4.0) * t + rng.uniform(0, 2 * np.pi)
+        )
+        return x * env
+    raise ValueError(f"unknown noise kind {kind!r}; known: {NOISE_KINDS}")
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseBank:
+    """Power-mel of synthetic noises, each from a waveform of RMS 1.
+
+    Attributes:
+        power: `[K, n_mels, frames]` float32 power-mel.
+        kinds: the kind of each entry (K names, grouped by kind in `NOISE_KINDS` order).
+        stationary: `[S]` int32 indices of the white/pink/brown entries (noise floor).
+        rows: `[K * frames, n_mels]` the same power, time-major and flattened:
+            a rolled draw is then one row gather (contiguous bands), about 7x
+            faster than gathering along the last axis.
+        band_means: `[K, n_mels]` mean power of each band over time, so the
+            mean of a (tilted, weighted) draw is known without reducing it.
+    """
+
+    power: tf.Tensor
+    kinds: tuple[str, ...]
+    stationary: tf.Tensor
+    rows: tf.Tensor
+    band_means: tf.Tensor
+
+    @classmethod
+    def from_power(cls, power: tf.Tensor, kinds: tuple[str, ...]) -> NoiseBank:
+        power = tf.convert_to_tensor(power, tf.float32)
+        k, n_mels, frames = power.shape
+        stationary = [i for i, kind in enumerate(kinds) if kind in STATIONARY_KINDS] or list(
+            range(k)
+        )
+        return cls(
+            power=power,
+            kinds=tuple(kinds),
+            stationary=tf.constant(stationary, tf.int32),
+            rows=tf.reshape(tf.transpose(power, [0, 2, 1]), [k * frames, n_mels]),
+            band_means=tf.reduce_mean(power, axis=2),
+        )
+
+    @property
+    def size(self) -> int:
+        return len(self.kinds)
+
+    @property
+    def frames(self) -> int:
+        return int(self.power.shape[2])
+
+
+def make_noise_bank(cfg: FeatureConfig, aug: AugmentConfig, seed: int) -> NoiseBank:
+    """Synthesise `aug.noise_bank_per_kind` waveforms of each kind, seeded, -> power-mel.
+
+    Each waveform is band-limited to `aug.noise_max_hz` (0 = full band), scaled to
+    RMS 1 and passed through `features.power_mel`, so scaling an entry by
+    `10 ** (L / 10)` gives the power-mel of that noise at L dB re RMS 1.
+    The result depends only on the features, the two bank fields and the seed,
+    so it is cached: train and val pipelines, tuner trials and tests do not
+    synthesise it again.
+    """
+    return _make_noise_bank(cfg, aug.noise_bank_per_kind, aug.noise_max_hz, seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _make_noise_bank(cfg: FeatureConfig, per_kind: int, max_hz: float, seed: int) -> NoiseBank:
+    rng = np.random.default_rng(seed)
+    # Synthesise n_fft extra samples on each side and drop the edge frames, whose
+    # power dips (zero padding of centred frames): bank draws are rolled, and a
+    # dip in the middle of a noise would be an artefact no recording has.
+    # The length is rounded up to one with small prime factors: FFTs of
+    # num_samples + 2 n_fft (164096 = 2^8 * 641 at 32 kHz) are 50x slower.
+    length = scipy.fft.next_fast_len(cfg.num_samples + 2 * cfg.n_fft, real=True)
+    skip = -(-cfg.n_fft // cfg.hop_length_samples)
+    kinds, waves = [], []
+    for kind in NOISE_KINDS:
+        for _ in range(per_kind):
+            x = synth_noise(kind, rng, length, cfg.sample_rate_hz)
+            if 0 < max_hz < cfg.sample_rate_hz / 2:
+                x = _band_limit(x, cfg.sample_rate_hz, 0.0, max_hz)
+            waves.append((x / max(np.sqrt(np.mean(x**2)), 1e-12)).astype(np.float32))
+            kinds.append(kind)
+    power = tf.concat(
+        [
+            F.power_mel(tf.constant(np.stack(waves[i : i + 16])), cfg)
+            for i in range(0, len(waves), 16)
+        ],
+        axis=0,
+    )[:, :, skip : skip + cfg.num_frames]
+    return NoiseBank.from_power(power, tuple(kinds))
+
+
+# --------------------------------------------------------------------------- #
+# Plans: every random draw of one batch
+# --------------------------------------------------------------------------- #
+@dataclasses.dataclass(frozen=True)
+class NoiseDraw:
+    """How one noise per example is drawn from the bank; all `[B]`."""
+
+    index_a: tf.Tensor  # int32 bank entry
+    index_b: tf.Tensor  # int32 bank entry
+    weight: tf.Tensor  # float32 in [0, 1]: a * weight + b * (1 - weight)
+    shift: tf.Tensor  # int32 circular shift, frames
+    tilt_db: tf.Tensor  # float32 spectral tilt, lowest -> highest band
+
+
+@dataclasses.dataclass(frozen=True)
+class MixPlan:
+    """Every random choice for one batch, `[B]` each; `apply_plan` executes it.
+
+    Tests build plans by hand to check exact results.
+    """
+
+    shift: tf.Tensor  # int32 frames the clip is rolled by
+    partner: tf.Tensor  # int32 batch index of the overlaid partner
+    partner_shift: tf.Tensor  # int32 frames the partner is rolled by
+    mix: tf.Tensor  # bool: partner overlaid
+    gain_db: tf.Tensor  # float32 partner level relative to the clip
+    kind: tf.Tensor  # int32 VOICED | NOISE_ONLY | SILENCE
+    background: tf.Tensor  # bool: background noise added (voiced only)
+    snr_db: tf.Tensor  # float32
+    floor_db: tf.Tensor  # float32 dB under the clip level; inf = no floor
+    silence_dbfs: tf.Tensor  # float32 level of a near-silent example (dB re RMS 1)
+    silence_zero: tf.Tensor  # bool: exact digital zero
+    noise: NoiseDraw  # background / noise-only noise
+    floor_noise: NoiseDraw  # noise floor (stationary entries only)
+    time_masks: tuple[tf.Tensor, tf.Tensor]  # (start, width) int32 [B, time_masks]
+    freq_masks: tuple[tf.Tensor, tf.Tensor]  # (start, width) int32 [B, freq_masks]
+
+
+def _draw_noise(seed, batch: int, candidates: tf.Tensor, frames: int) -> NoiseDraw:
+    s = tf.random.experimental.stateless_split(seed, 5)
+    n = tf.shape(candidates)[0]
+
+    def pick(k):
+        return tf.gather(candidates, tf.random.stateless_uniform([batch], s[k], 0, n, tf.int32))
+
+    return NoiseDraw(
+        index_a=pick(0),
+        index_b=pick(1),
+        weight=tf.random.stateless_uniform([batch], s[2]),
+        shift=tf.random.stateless_uniform([batch], s[3], 0, frames, tf.int32),
+        tilt_db=tf.random.stateless_uniform([batch], s[4], -_TILT_DB, _TILT_DB),
+    )
+
+
+def _draw_masks(seed, batch: int, count: int, max_width: int, length: int):
+    """`count` masks per example: width uniform in 0..max_width, start in 0..length-width."""
+    s = tf.random.experimental.stateless_split(seed, 2)
+    max_width = min(max_width, length)
+    width = tf.random.stateless_uniform([batch, count], s[0], 0, max_width + 1, tf.int32)
+    u = tf.random.stateless_uniform([batch, count], s[1])
+    start = tf.cast(tf.floor(u * tf.cast(length - width + 1, tf.float32)), tf.int32)
+    return start, width
+
+
+def draw_plan(
+    seed: tf.Tensor,
+    batch: tf.Tensor | int,
+    cfg: FeatureConfig,
+    aug: AugmentConfig,
+    bank: NoiseBank,
+    *,
+    training: bool,
+) -> MixPlan:
+    """Draw a `MixPlan` for a batch of `batch` examples from a stateless `seed` `[2]`.
+
+    `training=False` (validation mixing) draws no clip shift and no SpecAugment masks.
+    """
+    frames = cfg.num_frames
+    s = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 16)
+
+    def uni(k, lo=0.0, hi=1.0):  # [B] uniform from the k-th sub-seed
+        return tf.random.stateless_uniform([batch], s[k], lo, hi)
+
+    def roll(k):  # [B] frame shifts
+        return tf.random.stateless_uniform([batch], s[k], 0, frames, tf.int32)
+
+    shift_on = aug.time_shift
+    zeros_i = tf.zeros([batch], tf.int32)
+    u_kind = uni(4)
+    kind = tf.where(
+        u_kind < aug.noise_only_prob,
+        NOISE_ONLY,
+        tf.where(u_kind < aug.noise_only_prob + aug.silence_prob, SILENCE, VOICED),
+    )
+    no_masks = (tf.zeros([batch, 0], tf.int32), tf.zeros([batch, 0], tf.int32))
+    floor_db = (
+        uni(9, aug.floor_db_min, aug.floor_db_max)
+        if aug.noise_floor
+        else tf.fill([batch], math.inf)
+    )
+    return MixPlan(
+        shift=roll(0) if (training and shift_on) else zeros_i,
+        partner=tf.cast(tf.argsort(uni(1)), tf.int32),
+        partner_shift=roll(2) if shift_on else zeros_i,
+        mix=uni(3) < aug.mix_prob,
+        gain_db=uni(5, -aug.mix_gain_db, aug.mix_gain_db),
+        kind=tf.cast(kind, tf.int32),
+        background=uni(6) < aug.background_prob,
+        snr_db=uni(7, aug.snr_db_min, aug.snr_db_max),
+        floor_db=floor_db,
+        silence_dbfs=uni(10, aug.silence_dbfs_min, aug.silence_dbfs_max),
+        silence_zero=uni(11) < aug.silence_zero_prob,
+        noise=_draw_noise(s[12], batch, tf.range(bank.size, dtype=tf.int32), frames),
+        floor_noise=_draw_noise(s[13], batch, bank.stationary, frames),
+        time_masks=_draw_masks(s[14], batch, aug.time_masks, aug.time_mask_frames, frames)
+        if training
+        else no_masks,
+        freq_masks=_draw_masks(s[15], batch, aug.freq_masks, aug.freq_mask_bins, cfg.n_mels)
+        if training
+        else no_masks,
+    )
+
+
+# --------------------------------------------------------------------------- #
+# Executing a plan
+# --------------------------------------------------------------------------- #
+def roll_frames(x: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
+    """Circularly roll each example of `x` `[B, n_mels, frames]` by `shift[b]` frames (later)."""
+    frames = tf.shape(x)[-1]
+    idx = tf.math.floormod(tf.range(frames)[None, :] - shift[:, None], frames)  # [B, frames]
+    return tf.gather(x, idx, axis=2, batch_dims=1)
+
+
+def _db(x):
+    return tf.pow(10.0, x / 10.0)
+
+
+def _rolled_rows(source: tf.Tensor, frames: int, index: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
+    """Example `index[b]` of a time-major flat `source` `[N * frames, n_mels]`, rolled by `shift[b]`.
+
+    Returns:
+        `[B, frames, n_mels]`.
+    """
+    t = tf.range(frames)[None, :]
+    rows = index[:, None] * frames + tf.math.floormod(t - shift[:, None], frames)
+    return tf.gather(source, rows)
+
+
+def _tilt(bank: NoiseBank, tilt_db: tf.Tensor) -> tf.Tensor:
+    """`[B, n_mels]` power gains of a linear (in dB) spectral tilt."""
+    ramp = tf.linspace(-1.0, 1.0, bank.power.shape[1])
+    return _db(tilt_db[:, None] * ramp[None, :])
+
+
+def _noise_mean(bank: NoiseBank, draw: NoiseDraw) -> tf.Tensor:
+    """`[B]` mean power of each drawn noise (closed form: a roll keeps the mean)."""
+    w = draw.weight[:, None]
+    bands = w * tf.gather(bank.band_means, draw.index_a) + (1.0 - w) * tf.gather(
+        bank.band_means, draw.index_b
+    )
+    return tf.reduce_mean(_tilt(bank, draw.tilt_db) * bands, axis=1)
+
+
+def _noise_terms(bank: NoiseBank, draw: NoiseDraw, scale: tf.Tensor):
+    """The two rolled bank entries of a draw and their band gains, time-major.
+
+    The draw's power times `scale` `[B]` is `a * ga + b * gb` (`[B, frames,
+    n_mels]`); the gains `[B, 1, n_mels]` fold in the weights, tilt and scale.
+    """
+    tilt = _tilt(bank, draw.tilt_db)  # [B, n_mels]
+    w = draw.weight[:, None]
+    a = _rolled_rows(bank.rows, bank.frames, draw.index_a, draw.shift)
+    b = _rolled_rows(bank.rows, bank.frames, draw.index_b, draw.shift)
+    ga = (scale[:, None] * w * tilt)[:, None, :]
+    gb = (scale[:, None] * (1.0 - w) * tilt)[:, None, :]
+    return a, ga, b, gb
+
+
+def noise_power(bank: NoiseBank, draw: NoiseDraw) -> tf.Tensor:
+    """`[B, n_mels, frames]` noise power-mel of a draw, at about RMS-1 level."""
+    a, ga, b, gb = _noise_terms(bank, draw, tf.ones_like(draw.weight))
+    return tf.transpose(a * ga + b * gb, [0, 2, 1])
+
+
+def mix_targets(labels: dict[str, tf.Tensor], plan: MixPlan) -> dict[str, tf.Tensor]:
+    """Union targets for mixtures, (0, 0) for noise-only / silence. Values `[B]` float32."""
+    out = {}
+    for key, y in labels.items():
+        y = tf.cast(y, tf.float32)
+        mixed = tf.where(plan.mix, tf.maximum(y, tf.gather(y, plan.partner)), y)
+        out[key] = tf.where(plan.kind == VOICED, mixed, tf.zeros_like(y))
+    return out
+
+
+def _mix_time_major(power_tm: tf.Tensor, plan: MixPlan, bank: NoiseBank) -> tf.Tensor:
+    """Steps 1-6 of the module docstring on time-major power `[B, frames, n_mels]`.
+
+    Every component's mean power is known in closed form (a roll keeps the
+    mean; a mean of a sum is the sum of the means), so all levels reduce to
+    per-example coefficients and the whole mixture is one weighted sum of
+    gathered rows: no full-size reductions, no full-size `where`.
+    """
+    frames = power_tm.shape[1]
+    batch = tf.shape(power_tm)[0]
+    flat = tf.reshape(power_tm, [-1, power_tm.shape[2]])
+    level = tf.reduce_mean(power_tm, axis=[1, 2])  # [B], restored at the end
+    voiced = tf.cast(plan.kind == VOICED, tf.float32)
+    noise_only = tf.cast(plan.kind == NOISE_ONLY, tf.float32)
+    silence = plan.kind == SILENCE
+    mix = tf.cast(plan.mix, tf.float32)
+    background = tf.cast(plan.background, tf.float32)
+
+    # Level bookkeeping, [B] each.
+    gain = _db(plan.gain_db)
+    voice_level = level * (1.0 + mix * gain)
+    snr = _db(-plan.snr_db)
+    noise_mean = tf.maximum(_noise_mean(bank, plan.noise), _EPS)
+    floor_mean = _noise_mean(bank, plan.floor_noise)
+    total_mean = voiced * voice_level * (1.0 + background * snr) + noise_only * noise_mean
+    floor_rel = _db(-plan.floor_db)  # 0 for floor_db = inf
+    final = level / tf.maximum(total_mean * (1.0 + floor_rel), _EPS)  # back to the clip's level
+
+    k_clip = voiced * final
+    k_partner = (
+        voiced * mix * final * level * gain / tf.maximum(tf.gather(level, plan.partner), _EPS)
+    )
+    k_noise = final * (voiced * background * voice_level * snr / noise_mean + noise_only)
+    k_floor = final * total_mean * floor_rel / tf.maximum(floor_mean, _EPS)
+    # Near-silent examples: the floor noise alone at an absolute level (or zero).
+    quiet = tf.where(plan.silence_zero, 0.0, _db(plan.silence_dbfs))
+    k_floor = tf.where(silence, quiet, k_floor)
+
+    clip = _rolled_rows(flat, frames, tf.range(batch), plan.shift)
+    # The partner is the partner's rolled clip, rolled again.
+    partner = _rolled_rows(
+        flat, frames, plan.partner, tf.gather(plan.shift, plan.partner) + plan.partner_shift
+    )
+    na, ga, nb, gb = _noise_terms(bank, plan.noise, k_noise)
+    fa, fga, fb, fgb = _noise_terms(bank, plan.floor_noise, k_floor)
+    return tf.add_n(
+        [
+            clip * k_clip[:, None, None],
+            partner * k_partner[:, None, None],
+            na * ga,
+            nb * gb,
+            fa * fga,
+            fb * fgb,
+        ]
+    )
+
+
+def mix_power(power: tf.Tensor, plan: MixPlan, bank: NoiseBank) -> tf.Tensor:
+    """Steps 1-6 of the module docstring on power-mel `[B, n_mels, frames]` -> same shape."""
+    mixed = _mix_time_major(tf.transpose(power, [0, 2, 1]), plan, bank)
+    return tf.transpose(mixed, [0, 2, 1])
+
+
+def apply_masks(mel_db: tf.Tensor, plan: MixPlan) -> tf.Tensor:
+    """SpecAugment: set the plan's time and frequency masks of `[B, n_mels, frames]` to the clip mean."""
+    n_mels, frames = mel_db.shape[1], mel_db.shape[2]
+
+    def band(masks, length):
+        start, width = masks  # [B, count]
+        pos = tf.range(length)[None, None, :]
+        inside = (pos >= start[..., None]) & (pos < (start + width)[..., None])  # [B, count, L]
+        return tf.reduce_any(inside, axis=1)  # [B, L]
+
+    mask = band(plan.freq_masks, n_mels)[:, :, None] | band(plan.time_masks, frames)[:, None, :]
+    mean = tf.reduce_mean(mel_db, axis=[1, 2], keepdims=True)
+    return tf.where(mask, mean, mel_db)
+
+
+def apply_plan(
+    features: dict[str, tf.Tensor],
+    labels: dict[str, tf.Tensor],
+    plan: MixPlan,
+    bank: NoiseBank,
+    cfg: FeatureConfig,
+    aug: AugmentConfig,
+) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
+    """Execute `plan` on a batch.
+
+    Args:
+        features: `{"mfcc": [B, frames, n_mfcc], "mel": [B, n_mels, frames, 1]}` (mel dB).
+        labels: `{"fake": [B], "real": [B]}`.
+
+    Returns:
+        The same structure, features recomputed from the mixed power-mel, float32 targets.
+    """
+    power = F.db_to_power(features[F.MEL][..., 0])
+    mixed = F.features_from_power_mel(mix_power(power, plan, bank), cfg)
+    mel = mixed[F.MEL]
+    mfcc = mixed[F.MFCC]
+    if plan.time_masks[0].shape[-1] or plan.freq_masks[0].shape[-1]:
+        mel = apply_masks(mel, plan)
+        if aug.mask_mfcc:
+            mfcc = F.mfcc_from_log_mel(mel, cfg)
+    return {F.MFCC: mfcc, F.MEL: mel[..., None]}, mix_targets(labels, plan)
+
+
+def augment_batch(
+    features: dict[str, tf.Tensor],
+    labels: dict[str, tf.Tensor],
+    seed: tf.Tensor,
+    cfg: FeatureConfig,
+    aug: AugmentConfig,
+    bank: NoiseBank,
+    *,
+    training: bool,
+) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
+    """Draw a plan from `seed` `[2]` and apply it (see `apply_plan`)."""
+    batch = tf.shape(features[F.MEL])[0]
+    plan = draw_plan(seed, batch, cfg, aug, bank, training=training)
+    return apply_plan(features, labels, plan, bank, cfg, aug)

@@ -1,0 +1,172 @@
+"""fit.py: run dir layout, resume after a kill, mirrored strategy, val_score, CLI errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from deepwave_tf import data, fit, metrics
+from deepwave_tf import model as model_lib
+from deepwave_tf.config import load_config
+from deepwave_tf.features import LABEL_KEYS
+
+# Small and fast: 2 steps of 8 clips per epoch, a 1-per-kind noise bank, a strided first conv.
+FAST = [
+    "train.steps_per_epoch=2",
+    "data.batch_size=8",
+    "augment.noise_bank_per_kind=1",
+    "model.first_conv_stride=2",
+    "train.tensorboard_images=2",
+]
+
+
+def fast_cfg(*overrides):
+    from deepwave_tf.config import CONFIG_DIR
+
+    return load_config(CONFIG_DIR / "tiny.toml", [*FAST, *overrides])
+
+
+class KillAfter(keras.callbacks.Callback):
+    """Simulates a kill: raises at the end of epoch `n` (after the backup was written)."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n = n
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 >= self.n:
+            raise KeyboardInterrupt(f"killed after epoch {epoch + 1}")
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.begun = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.begun.append(epoch)
+
+
+def history_rows(run_dir):
+    with (run_dir / fit.HISTORY).open() as f:
+        return list(csv.DictReader(f))
+
+
+def tb_tags(path):
+    acc = EventAccumulator(str(path), size_guidance={"tensors": 0})
+    acc.Reload()
+    return set(acc.Tags()["tensors"])
+
+
+def test_killed_run_resumes_at_the_next_epoch_and_writes_the_run_dir(sample_records, tmp_path):
+    cfg = fast_cfg("train.epochs=2")
+    run_dir = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt, match="killed after epoch 1"):
+        fit.run(cfg, sample_records, run_dir, callbacks=[KillAfter(1)], verbose=0)
+    assert [r["epoch"] for r in history_rows(run_dir)] == ["0"]
+    assert any((run_dir / "checkpoints" / "backup").iterdir())
+    assert json.loads((run_dir / fit.RUN_JSON).read_text())["status"] == "running"
+
+    recorder = EpochRecorder()
+    model = fit.run(cfg, sample_records, run_dir, callbacks=[recorder], verbose=0)
+    assert recorder.begun == [1]  # continued at epoch 2 (1-based) and did not redo epoch 1
+    rows = history_rows(run_dir)
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    for column in (
+        "loss",
+        "val_loss",
+        "val_score",
+        "val_auc",
+        "val_brier",
+        "val_ece",
+        "fake_auc",
+        "real_f1",
+        "val_fake_brier",
+    ):
+        assert column in rows[0], column
+    assert not (run_dir / "checkpoints" / "backup").exists()  # removed after a completed run
+
+    # run dir layout and run.json
+    for name in ("config.json", "config.toml", "run.json", "history.csv", "model.keras"):
+        assert (run_dir / name).is_file(), name
+    assert (run_dir / "checkpoints" / fit.BEST_WEIGHTS).is_file()
+    assert load_config(run_dir / "config.toml") == cfg
+    info = json.loads((run_dir / fit.RUN_JSON).read_text())
+    assert info["status"] == "completed" and info["resumed"] is True
+    assert info["records"] == str(sample_records.resolve())
+    assert info["feature_hash"] == cfg.features.hash()
+    assert info["stats"] == data.load_stats(sample_records)
+    aucs = [float(r["val_auc"]) for r in rows]
+    assert info["best_epoch"] == int(np.argmax(aucs)) + 1
+    assert info["best"]["val_auc"] == pytest.approx(max(aucs))
+
+    # model.keras holds the best weights, and so does the returned model
+    saved = keras.models.load_model(run_dir / "model.keras")
+    best = model_lib.build_model(cfg, info["stats"])
+    best.load_weights(run_dir / "checkpoints" / fit.BEST_WEIGHTS)
+    for a, b, c in zip(saved.get_weights(), best.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    assert [layer.name for layer in saved.layers] == [layer.name for layer in best.layers]
+
+    # val_score of the best epoch = the challenge score of the best model on the (mixed) val split
+    val = data.make_dataset(sample_records, "val", cfg, training=False)
+    prob = model.predict(val, verbose=0)
+    y_true = np.concatenate([np.stack([yy[k].numpy() for k in LABEL_KEYS], 1) for _, yy in val])
+    score = metrics.challenge_score(y_true, np.stack([prob[k] for k in LABEL_KEYS], 1))
+    assert float(rows[info["best_epoch"] - 1]["val_score"]) == pytest.approx(
+        score["score"], abs=1e-5
+    )
+
+    # TensorBoard: scalars, val_score, spectrogram images, hparams
+    tb = run_dir / "tb"
+    assert {"epoch_loss", "epoch_fake_auc"} <= tb_tags(tb / "train")
+    assert {"epoch_score", "epoch_auc", "epoch_loss"} <= tb_tags(tb / "validation")
+    assert {"val_log_mel", "train_log_mel"} <= tb_tags(tb / "images")
+    assert {"_hparams_/session_start_info", "best_val_auc"} <= tb_tags(tb / "hparams")
+
+
+def test_mirrored_strategy_runs_with_the_softmax_head(sample_records, tmp_path):
+    cfg = fast_cfg(
+        "train.epochs=1", "train.steps_per_epoch=1", "model.head=softmax", "train.monitor=val_score"
+    )
+    run_dir = tmp_path / "mirrored"
+    model = fit.run(cfg, sample_records, run_dir, strategy="mirrored", verbose=0)
+    info = json.loads((run_dir / fit.RUN_JSON).read_text())
+    assert (
+        info["strategy"] == "mirrored" and info["replicas"] >= 1 and info["status"] == "completed"
+    )
+    rows = history_rows(run_dir)
+    # softmax head: a loss on fake only (real = 1 - fake)
+    assert len(rows) == 1 and "real_loss" not in rows[0]
+    assert np.isfinite(float(rows[0]["val_score"]))
+    out = model.predict(data.make_dataset(sample_records, "val", cfg, training=False), verbose=0)
+    np.testing.assert_allclose(out["real"], 1.0 - out["fake"], atol=1e-6)
+
+
+def test_cli_errors_are_clear_and_exit_2(sample_records, tmp_path, capsys):
+    base = ["--config", "configs/tiny.toml", "--run-dir", str(tmp_path / "r")]
+    assert fit.main(["--records", str(tmp_path / "missing"), *base]) == 2
+    assert "error: records directory" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert fit.main(["--records", str(tmp_path / "empty"), *base]) == 2
+    assert "no manifest.json" in capsys.readouterr().err
+    assert fit.main(["--records", str(sample_records), *base, "--set", "features.n_mfcc=20"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "n_mfcc: records have 40, config has 20" in err
+    assert fit.main(["--records", str(sample_records), *base, "--set", "train.epochz=1"]) == 2
+    assert "unknown config key 'train.epochz'" in capsys.readouterr().err
+    assert fit.main(["--records", str(sample_records), *base, "--set", "train.monitor=acc"]) == 2
+    assert "train.monitor" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # nothing written for a refused run
+
+
+def test_multiworker_and_unknown_strategy():
+    with pytest.raises(Exception, match="not one of"):
+        fit.make_strategy("tpu")
+    assert fit.make_strategy("default").num_replicas_in_sync == 1

@@ -1,0 +1,138 @@
+"""model.py: every config builds and trains a step on sample records; heads, logits, save/load, tf.data parity."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+
+from deepwave_tf import data, fit
+from deepwave_tf import model as model_lib
+from deepwave_tf.config import CONFIG_DIR, load_config
+from deepwave_tf.features import LABEL_KEYS, MEL, MFCC
+
+CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
+
+
+def random_inputs(cfg, batch: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    f = cfg.features
+    return {
+        MFCC: rng.normal(size=(batch, *f.mfcc_shape)).astype(np.float32),
+        MEL: rng.normal(-40, 20, size=(batch, *f.mel_shape, 1)).astype(np.float32),
+    }
+
+
+def sample_batch(records_dir, cfg, batch: int):
+    """One un-augmented batch of sample train records."""
+    plain = cfg.replace(
+        augment=dataclasses.replace(cfg.augment, enabled=False, val_mixing=False),
+        data=dataclasses.replace(cfg.data, batch_size=batch),
+    )
+    return next(iter(data.make_dataset(records_dir, "train", plain, training=False)))
+
+
+def test_the_four_configs_exist():
+    assert {"tiny", "default", "cnn_bilstm", "cnn_bilstm_gelu"} <= set(CONFIGS)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_config_builds_with_the_contract_names_and_shapes(name, sample_records, tiny_cfg):
+    cfg = load_config(CONFIG_DIR / f"{name}.toml")
+    assert cfg.features == tiny_cfg.features  # so the sample records serve every config
+    f = cfg.features
+    model = model_lib.build_model(cfg, data.load_stats(sample_records))
+    assert model.name == cfg.model.name
+    assert set(model.input) == {MFCC, MEL}
+    assert tuple(model.input[MFCC].shape) == (None, *f.mfcc_shape)
+    assert tuple(model.input[MEL].shape) == (None, *f.mel_shape, 1)
+    assert set(model.output) == set(LABEL_KEYS)
+    for key in LABEL_KEYS:
+        assert tuple(model.output[key].shape) == (None,)
+    logits = model.get_layer(model_lib.LOGITS)
+    assert tuple(logits.output.shape) == (None, 2) and logits.head == cfg.model.head
+    filters = [model.get_layer(f"conv_{i}").filters for i in range(len(cfg.model.conv_filters))]
+    assert filters == list(cfg.model.conv_filters)
+
+
+def train_one_step(name, records_dir):
+    cfg = load_config(CONFIG_DIR / f"{name}.toml")
+    model = fit.compile_model(model_lib.build_model(cfg, data.load_stats(records_dir)), cfg)
+    x, y = sample_batch(records_dir, cfg, batch=4)
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert np.isfinite(logs["loss"]) and logs["loss"] > 0
+    assert any(not np.array_equal(a, w.numpy()) for a, w in zip(before, model.trainable_weights))
+    out = model.predict_on_batch(x)
+    for key in LABEL_KEYS:
+        assert out[key].shape == (4,)
+        assert ((out[key] >= 0) & (out[key] <= 1)).all()
+
+
+def test_tiny_trains_a_step_on_sample_records(sample_records):
+    train_one_step("tiny", sample_records)
+
+
+@pytest.mark.slow  # 10-25 s each on 2 cores; benchmarks/bench_train.py trains every config too
+@pytest.mark.parametrize("name", [c for c in CONFIGS if c != "tiny"])
+def test_config_trains_a_step_on_sample_records(name, sample_records):
+    train_one_step(name, sample_records)
+
+
+@pytest.mark.parametrize("head", ["multilabel", "softmax"])
+def test_logits_layer_matches_outputs(tiny_cfg, head):
+    cfg = tiny_cfg.replace(model=dataclasses.replace(tiny_cfg.model, head=head))
+    model = model_lib.build_model(cfg)
+    x = random_inputs(cfg, 8)
+    out = model.predict_on_batch(x)
+    logits = model_lib.logits_model(model).predict_on_batch(x)
+    assert logits.shape == (8, 2)
+    for i, key in enumerate(LABEL_KEYS):
+        np.testing.assert_allclose(out[key], 1 / (1 + np.exp(-logits[:, i])), rtol=1e-5, atol=1e-6)
+    if head == "softmax":  # the seed's 2-class softmax: real = 1 - fake
+        np.testing.assert_allclose(out["real"], 1.0 - out["fake"], atol=1e-6)
+        np.testing.assert_allclose(logits[:, 1], -logits[:, 0], atol=1e-6)
+    else:  # two independent sigmoids
+        assert not np.allclose(out["real"], 1.0 - out["fake"], atol=1e-3)
+
+
+def test_save_load_round_trip_equal_outputs(tiny_cfg, sample_records, tmp_path):
+    cfg = tiny_cfg.replace(model=dataclasses.replace(tiny_cfg.model, head="softmax"))
+    model = model_lib.build_model(cfg, data.load_stats(sample_records))
+    x = random_inputs(cfg, 4, seed=1)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    want, got = model.predict_on_batch(x), loaded.predict_on_batch(x)
+    for key in LABEL_KEYS:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-6, atol=1e-6)
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+
+
+def test_direct_call_equals_tf_data_predict(tiny_cfg, sample_records):
+    model = model_lib.build_model(tiny_cfg, data.load_stats(sample_records))
+    plain = tiny_cfg.replace(
+        augment=dataclasses.replace(tiny_cfg.augment, enabled=False, val_mixing=False)
+    )
+    ds = data.make_dataset(sample_records, "val", plain, training=False)
+    pred = model.predict(ds, verbose=0)
+    direct = [model(x, training=False) for x, _ in ds]
+    for key in LABEL_KEYS:
+        got = np.concatenate([d[key].numpy() for d in direct])
+        np.testing.assert_allclose(pred[key].reshape(-1), got, rtol=1e-5, atol=1e-6)
+
+
+def test_first_conv_stride_keeps_layer_names_and_weights(tiny_cfg):
+    strided = tiny_cfg.replace(model=dataclasses.replace(tiny_cfg.model, first_conv_stride=2))
+    a, b = model_lib.build_model(tiny_cfg), model_lib.build_model(strided)
+    assert [layer.name for layer in a.layers] == [layer.name for layer in b.layers]
+    assert a.count_params() == b.count_params()  # the same weights, only the stride differs
+    f = tiny_cfg.features
+    assert tuple(b.get_layer("conv_0").output.shape[1:3]) == (
+        -(-f.n_mels // 2),
+        -(-f.num_frames // 2),
+    )
+    b.set_weights(a.get_weights())  # checkpoints are interchangeable
+    assert b.predict_on_batch(random_inputs(tiny_cfg, 2))["fake"].shape == (2,)
