@@ -9,7 +9,9 @@ Run directory (`run_dir`):
   epoch and value, epochs run, strategy, status;
 - `checkpoints/best.weights.h5` (best on `train.monitor`) and
   `checkpoints/backup/` (BackupAndRestore: rerunning the same command after a
-  crash or kill resumes at the epoch after the last completed one);
+  crash or kill resumes at the epoch after the last completed one, with the
+  weights and optimizer state of that epoch; the best-checkpoint threshold is
+  restored from `history.csv`, the early-stopping patience counter restarts);
 - `history.csv` (CSVLogger, appended on resume);
 - `tb/`: TensorBoard scalars (train/validation), a few validation and train
   mel-spectrograms as images, and the config as hparams with the final metrics
@@ -29,8 +31,9 @@ all local GPUs, or the CPU), `multiworker` (`MultiWorkerMirroredStrategy`: start
 the same command on every machine with `TF_CONFIG` set, e.g.
 `TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]},
 "task": {"type": "worker", "index": 0}}'`; every worker needs the records at
-the same path, and only worker 0 should write the run dir that is kept).
-`data.batch_size` is the global batch, split over the replicas.
+the same path; every worker writes a run dir, so give worker 0 the one to keep
+and the others a scratch `--run-dir`). `data.batch_size` is the global batch,
+split over the replicas.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from deepwave_tf import data, fit, metrics
 from deepwave_tf import model as model_lib
-from deepwave_tf.config import load_config
+from deepwave_tf.config import ConfigError, load_config
 from deepwave_tf.features import LABEL_KEYS
 
 # Small and fast: 2 steps of 8 clips per epoch, a 1-per-kind noise bank, a strided first conv.
@@ -166,7 +166,7 @@ def test_cli_errors_are_clear_and_exit_2(sample_records, tmp_path, capsys):
     assert not (tmp_path / "r").exists()  # nothing written for a refused run
 
 
-def test_multiworker_and_unknown_strategy():
-    with pytest.raises(Exception, match="not one of"):
+def test_unknown_strategy_is_refused():
+    with pytest.raises(ConfigError, match="not one of"):
         fit.make_strategy("tpu")
     assert fit.make_strategy("default").num_replicas_in_sync == 1

@@ -1,0 +1,183 @@
+"""Benchmark training: input-pipeline examples/s (augmentation off / on) and training examples/s per config.
+
+    .venv/bin/python benchmarks/bench_train.py [--records DIR | --data DIR] [--batches 60] [--steps 4]
+        [--configs tiny,default,cnn_bilstm,cnn_bilstm_gelu]
+
+Records: `--records` (a prep output), else `prep.run` over `--data` (default the
+embedded data/sample) into a temporary directory. The train split is repeated,
+so a small split still gives a steady-state figure.
+
+- input pipeline alone: `data.make_dataset(split="train", training=True,
+  repeat=True)` with the default config's batch size, iterated for `--batches`
+  batches after 5 warm-up batches, augmentation off and on; plus the validation
+  split with its fixed mixing. Reports wall examples/s and CPU ms per example
+  (process time: robust to other load on the machine).
+- training: each config's model (`fit.compile_model`), `train_on_batch` on a
+  batch of its `data.batch_size` records, 2 warm-up steps (trace) then `--steps`
+  timed steps. The default config is also measured with `model.first_conv_stride=2`.
+- targets (issue 3): pipeline >= 2,000 examples/s and >= 10x the default
+  model's training throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "data" / "sample"
+CONFIGS = ("tiny", "default", "cnn_bilstm", "cnn_bilstm_gelu")
+
+
+def table(title: str, header: list[str], rows: list[list]) -> None:
+    cells = [header] + [[c if isinstance(c, str) else f"{c:,.1f}" for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    print(f"\n## {title}")
+    for k, r in enumerate(cells):
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+        if k == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    sys.stdout.flush()
+
+
+class Clock:
+    """Wall and process-CPU time of a block."""
+
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = time.process_time() - self.cpu
+
+
+def bench_pipeline(records, cfg, split: str, training: bool, batches: int) -> tuple[float, float]:
+    from deepwave_tf import data
+
+    ds = data.make_dataset(records, split, cfg, training=training, repeat=True)
+    it = iter(ds)
+    for _ in range(5):
+        next(it)
+    n = 0
+    with Clock() as c:
+        for _ in range(batches):
+            n += int(next(it)[1]["fake"].shape[0])
+    return n / c.wall, 1000 * c.cpu / n
+
+
+def bench_training(records, cfg, steps: int) -> tuple[float, float, int]:
+    from deepwave_tf import data, fit
+    from deepwave_tf import model as model_lib
+
+    plain = cfg.replace(augment=dataclasses.replace(cfg.augment, enabled=False, val_mixing=False))
+    x, y = next(iter(data.make_dataset(records, "train", plain, training=True, repeat=True)))
+    model = fit.compile_model(model_lib.build_model(cfg, data.load_stats(records)), cfg)
+    for _ in range(2):
+        model.train_on_batch(x, y)
+    batch = int(y["fake"].shape[0])
+    with Clock() as c:
+        for _ in range(steps):
+            model.train_on_batch(x, y)
+    return batch * steps / c.wall, 1000 * c.cpu / (batch * steps), model.count_params()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=Path, help="an existing prep output")
+    parser.add_argument(
+        "--data", type=Path, default=SAMPLE, help="data dir to prep (default data/sample)"
+    )
+    parser.add_argument("--batches", type=int, default=60, help="timed pipeline batches")
+    parser.add_argument("--steps", type=int, default=4, help="timed training steps per config")
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    args = parser.parse_args(argv)
+
+    import tensorflow as tf
+
+    from deepwave_tf import prep
+    from deepwave_tf.config import CONFIG_DIR, load_config
+
+    print(f"# bench_train: {os.cpu_count()} CPUs, TF {tf.__version__}, load avg {os.getloadavg()}")
+    default = load_config(CONFIG_DIR / "default.toml")
+    tmp = None
+    records = args.records
+    if records is None:
+        tmp = tempfile.TemporaryDirectory(prefix="bench_train_")
+        records = Path(tmp.name) / "records"
+        with Clock() as c:
+            result = prep.run(default, args.data, records, progress=False)
+        print(f"prepped {args.data} -> {records} in {c.wall:.1f}s: {result.counts}")
+
+    # Input pipeline alone.
+    rows = []
+    off = default.replace(
+        augment=dataclasses.replace(default.augment, enabled=False, val_mixing=False)
+    )
+    for label, cfg, split, training in (
+        ("train, augmentation off", off, "train", True),
+        ("train, augmentation on", default, "train", True),
+        ("val, fixed mixing", default, "val", False),
+        ("val, plain", off, "val", False),
+    ):
+        ex_s, cpu = bench_pipeline(records, cfg, split, training, args.batches)
+        rows.append([label, ex_s, cpu])
+    pipeline = {r[0]: r[1] for r in rows}
+    table(
+        f"input pipeline (batch {default.data.batch_size}, {args.batches} batches after warm-up)",
+        ["pipeline", "examples/s (wall)", "CPU ms/example"],
+        rows,
+    )
+
+    # Training throughput per config.
+    rows, train = [], {}
+    names = [n for n in args.configs.split(",") if n]
+    variants = [(n, []) for n in names]
+    if "default" in names:
+        variants.insert(names.index("default") + 1, ("default", ["model.first_conv_stride=2"]))
+    for name, overrides in variants:
+        cfg = load_config(CONFIG_DIR / f"{name}.toml", overrides)
+        ex_s, cpu, params = bench_training(records, cfg, args.steps)
+        label = name + (f" ({', '.join(overrides)})" if overrides else "")
+        train[label] = ex_s
+        rows.append([label, f"{params:,}", str(cfg.data.batch_size), ex_s, cpu])
+    table(
+        f"training (train_on_batch, {args.steps} steps after 2 warm-up steps)",
+        ["config", "params", "batch", "examples/s (wall)", "CPU ms/example"],
+        rows,
+    )
+
+    if "default" in train:
+        on = pipeline["train, augmentation on"]
+        table(
+            "targets",
+            ["target", "measured", "met"],
+            [
+                [
+                    "pipeline (augmentation off) >= 2,000 ex/s",
+                    f"{pipeline['train, augmentation off']:,.0f}",
+                    str(pipeline["train, augmentation off"] >= 2000),
+                ],
+                ["pipeline (augmentation on) >= 2,000 ex/s", f"{on:,.0f}", str(on >= 2000)],
+                [
+                    "pipeline (augmentation on) >= 10x default training",
+                    f"{on / train['default']:,.0f}x",
+                    str(on >= 10 * train["default"]),
+                ],
+            ],
+        )
+    print(f"\nload avg at the end {os.getloadavg()}")
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
