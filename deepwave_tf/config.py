@@ -138,8 +138,9 @@ class AugmentConfig:
     time_shift: bool = True  # roll each clip by a random number of frames
     mix_prob: float = 0.5  # chance a second voice is overlaid (targets: union)
     mix_gain_db: float = 6.0  # second voice at a random -x..+x dB
-    noise_only_prob: float = 0.08  # examples replaced by noise alone, targets (0, 0)
-    silence_prob: float = 0.04  # examples replaced by near-silence, targets (0, 0)
+    # noise-only / silence shares match the challenge-like test mixtures (10 % each)
+    noise_only_prob: float = 0.1  # examples replaced by noise alone, targets (0, 0)
+    silence_prob: float = 0.1  # examples replaced by near-silence, targets (0, 0)
     background_prob: float = 0.7  # voiced examples that get background noise
     snr_db_min: float = 5.0
     snr_db_max: float = 30.0

@@ -101,9 +101,9 @@ def test_direct_equals_tf_data_equals_batched(sample_dir):
         for key, shape in ((features.MFCC, CFG.mfcc_shape), (features.MEL, CFG.mel_shape)):
             assert direct[i][key].shape == mapped[i][key].shape == shape
             assert batched[key].shape == graph[key].shape == (len(clips), *shape)
-            np.testing.assert_allclose(mapped[i][key], direct[i][key], atol=1e-4)
-            np.testing.assert_allclose(batched[key][i], direct[i][key], atol=1e-4)
-            np.testing.assert_allclose(graph[key][i], direct[i][key], atol=1e-4)
+            np.testing.assert_allclose(mapped[i][key], direct[i][key], rtol=1e-6, atol=1e-4)
+            np.testing.assert_allclose(batched[key][i], direct[i][key], rtol=1e-6, atol=1e-4)
+            np.testing.assert_allclose(graph[key][i], direct[i][key], rtol=1e-6, atol=1e-4)
 
 
 def test_features_from_power_mel_matches_compute_features(sample_dir):
