@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_prep.py
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_infer.py
+	$(PY) benchmarks/bench_tune.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

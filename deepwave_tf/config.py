@@ -19,8 +19,9 @@ import json
 import math
 import tomllib
 import typing
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "configs"
@@ -106,7 +107,9 @@ class PrepConfig:
     group_column: str = ""  # "" = take speaker_or_voice from meta.csv when present
     store_waveform: bool = False
     compression: str = ""  # "" | "GZIP" | "ZLIB"
-    batch_size: int = 8  # clips per feature batch (smaller = less CPU per clip: cache; bench_prep.py)
+    batch_size: int = (
+        8  # clips per feature batch (smaller = less CPU per clip: cache; bench_prep.py)
+    )
     workers: int = 0  # decode threads; 0 = all cores
 
     def __post_init__(self):
@@ -283,7 +286,7 @@ class Config:
     def to_toml(self) -> str:
         return dump_toml(self.to_dict())
 
-    def replace(self, **sections: Any) -> "Config":
+    def replace(self, **sections: Any) -> Config:
         """New Config with whole sections replaced: `cfg.replace(train=...)`."""
         return dataclasses.replace(self, **sections)
 

@@ -56,10 +56,19 @@ def main(argv: list[str] | None = None) -> int:
     _step(
         "2/5 fit",
         "fit",
-        ["--records", str(args.records), "--run-dir", str(args.run_dir), *config,
-         "--set", f"train.epochs={args.epochs}"],
+        [
+            "--records",
+            str(args.records),
+            "--run-dir",
+            str(args.run_dir),
+            *config,
+            "--set",
+            f"train.epochs={args.epochs}",
+        ],
     )
-    print(f"TensorBoard logs: {args.run_dir / 'tb'}  (open with: .venv/bin/tensorboard --logdir {args.run_dir / 'tb'})")
+    print(
+        f"TensorBoard logs: {args.run_dir / 'tb'}  (open with: .venv/bin/tensorboard --logdir {args.run_dir / 'tb'})"
+    )
     _step("3/5 export", "export", ["--run-dir", str(args.run_dir)])
     export_dir = latest_export(args.run_dir)
     submission = args.run_dir / "submission.csv"
@@ -72,14 +81,25 @@ def main(argv: list[str] | None = None) -> int:
     _step(
         "5/5 evaluate",
         "evaluate",
-        ["--model", str(export_dir), "--data", str(args.data),
-         "--labels", str(args.data / "test_labels.csv"), "--out", str(eval_dir),
-         "--submission", str(submission)],
+        [
+            "--model",
+            str(export_dir),
+            "--data",
+            str(args.data),
+            "--labels",
+            str(args.data / "test_labels.csv"),
+            "--out",
+            str(eval_dir),
+            "--submission",
+            str(submission),
+        ],
     )
     metrics = json.loads((eval_dir / "metrics.json").read_text())
     print(f"\nDemo finished in {time.perf_counter() - start:.0f} s.")
-    print(f"  challenge score on {args.data}/test ({metrics.get('n', '?')} clips): "
-          f"{metrics['score']:.4f}  (lower is better; a tiny model on 120 clips: expect ~0.3-0.5)")
+    print(
+        f"  challenge score on {args.data}/test ({metrics.get('n', '?')} clips): "
+        f"{metrics['score']:.4f}  (lower is better; a tiny model on 120 clips: expect ~0.3-0.5)"
+    )
     print(f"  submission:  {submission}")
     print(f"  SavedModel:  {export_dir}")
     print(f"  metrics and plots: {eval_dir}")

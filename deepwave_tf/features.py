@@ -96,9 +96,7 @@ def mel_weight_matrix(cfg: FeatureConfig) -> tf.Tensor:
 
     Equal to `librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax).T`.
     """
-    fft_hz = tf.linspace(
-        tf.constant(0.0, tf.float64), cfg.sample_rate_hz / 2.0, cfg.num_fft_bins
-    )
+    fft_hz = tf.linspace(tf.constant(0.0, tf.float64), cfg.sample_rate_hz / 2.0, cfg.num_fft_bins)
     mel_edges = tf.linspace(hz_to_mel(cfg.fmin_hz), hz_to_mel(cfg.fmax_hz), cfg.n_mels + 2)
     hz_edges = mel_to_hz(mel_edges)  # [n_mels + 2]
     widths = hz_edges[1:] - hz_edges[:-1]  # [n_mels + 1]

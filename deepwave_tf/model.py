@@ -16,7 +16,8 @@ Outputs: `{"fake": [batch], "real": [batch]}` probabilities.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import keras
 import numpy as np
@@ -81,8 +82,8 @@ def _normalization(stats: Mapping[str, Any] | None, key: str, size: int, axis: i
 
 
 def _global_pool(x, how: str, rank: int, name: str):
-    avg = (layers.GlobalAveragePooling1D if rank == 1 else layers.GlobalAveragePooling2D)
-    mx = (layers.GlobalMaxPooling1D if rank == 1 else layers.GlobalMaxPooling2D)
+    avg = layers.GlobalAveragePooling1D if rank == 1 else layers.GlobalAveragePooling2D
+    mx = layers.GlobalMaxPooling1D if rank == 1 else layers.GlobalMaxPooling2D
     if how == "avg":
         return avg(name=f"{name}_avg")(x)
     if how == "max":

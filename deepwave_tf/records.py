@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -115,7 +116,11 @@ def make_parser(cfg: FeatureConfig, with_waveform: bool = False, batched: bool =
             parsed = tf.io.parse_example(serialized, spec)
         else:
             parsed = tf.io.parse_single_example(serialized, spec)
-        out = {ID: parsed[ID], LABEL_KEYS[0]: parsed[LABEL_KEYS[0]], LABEL_KEYS[1]: parsed[LABEL_KEYS[1]]}
+        out = {
+            ID: parsed[ID],
+            LABEL_KEYS[0]: parsed[LABEL_KEYS[0]],
+            LABEL_KEYS[1]: parsed[LABEL_KEYS[1]],
+        }
         for key, shape in shapes.items():
             flat = tf.io.decode_raw(parsed[key], tf.float32, little_endian=True)
             lead = [-1] if batched else []
@@ -184,7 +189,9 @@ def shard_paths(records_dir: str | Path, split: str) -> list[Path]:
     manifest = read_manifest(records_dir)
     names = manifest.get("shards", {}).get(split)
     if not names:
-        raise ManifestError(f"{records_dir} has no '{split}' split (splits: {list(manifest.get('shards', {}))})")
+        raise ManifestError(
+            f"{records_dir} has no '{split}' split (splits: {list(manifest.get('shards', {}))})"
+        )
     paths = [records_dir / n for n in names]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:

@@ -31,8 +31,9 @@ import argparse
 import dataclasses
 import gc
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import keras
 import keras_tuner as kt
@@ -124,7 +125,8 @@ class DeepwaveHyperModel(kt.HyperModel):
             val_ds = val_ds.take(cfg.train.validation_steps)
         objective = self.base.tune.objective
         early = keras.callbacks.EarlyStopping(
-            monitor=objective, mode=OBJECTIVES[objective],
+            monitor=objective,
+            mode=OBJECTIVES[objective],
             patience=cfg.train.early_stopping_patience,
         )
         # ValidationScore first: it adds val_score/val_auc to the logs the others read.
@@ -140,9 +142,22 @@ class DeepwaveHyperModel(kt.HyperModel):
         )
 
 
+def _release_heap() -> None:
+    """Hand freed heap pages back to the OS (glibc), so RSS shows what is really in use."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
 def _tuner_class(algorithm: str) -> type:
-    base = {"hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization,
-            "random": kt.RandomSearch}[algorithm]
+    base = {
+        "hyperband": kt.Hyperband,
+        "bayesian": kt.BayesianOptimization,
+        "random": kt.RandomSearch,
+    }[algorithm]
 
     class Tuner(base):
         def on_trial_end(self, trial):
@@ -150,6 +165,7 @@ def _tuner_class(algorithm: str) -> type:
             # Free the trial's graphs and weights: memory stays flat across trials.
             keras.backend.clear_session()
             gc.collect()
+            _release_heap()
 
     Tuner.__name__ = f"Deepwave{base.__name__}"
     return Tuner
@@ -185,12 +201,14 @@ def trial_rows(tuner: kt.Tuner, objective: str) -> list[dict[str, Any]]:
     rows = []
     for trial in sorted(tuner.oracle.trials.values(), key=lambda tr: tr.trial_id):
         value = trial.score
-        rows.append({
-            "trial": trial.trial_id,
-            "status": trial.status,
-            objective: None if value is None else float(value),
-            **{k: v for k, v in trial.hyperparameters.values.items()},
-        })
+        rows.append(
+            {
+                "trial": trial.trial_id,
+                "status": trial.status,
+                objective: None if value is None else float(value),
+                **{k: v for k, v in trial.hyperparameters.values.items()},
+            }
+        )
     return rows
 
 
@@ -228,9 +246,7 @@ class TuneResult:
     tuner: kt.Tuner
 
 
-def run(
-    cfg: Config, records_dir: Path, run_dir: Path, *, verbose: int = 1
-) -> TuneResult:
+def run(cfg: Config, records_dir: Path, run_dir: Path, *, verbose: int = 1) -> TuneResult:
     """Run (or resume) the search and write `best.toml`, `trials.csv` and `tb/`.
 
     Raises:
@@ -301,7 +317,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for key in ("algorithm", "max_trials", "max_epochs", "objective"):
         value = getattr(args, key)
         if value is not None:
-            overrides.append(f"tune.{key}={value!r}" if isinstance(value, str) else f"tune.{key}={value}")
+            overrides.append(
+                f"tune.{key}={value!r}" if isinstance(value, str) else f"tune.{key}={value}"
+            )
     try:
         cfg = load_config(args.config, overrides)
         run(cfg, args.records, args.run_dir)

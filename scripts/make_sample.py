@@ -17,8 +17,13 @@ SEED = 1125
 REAL_PER_SOURCE = {"librispeech": 34, "asterisk-en": 18, "ljspeech": 8}
 FAKE_PER_GENERATOR = 6
 TEST_PER_CONDITION = {
-    "single_real": 8, "single_fake": 8, "real+fake": 8, "fake+fake": 4,
-    "real+real": 4, "noise": 4, "silence": 4,
+    "single_real": 8,
+    "single_fake": 8,
+    "real+fake": 8,
+    "fake+fake": 4,
+    "real+real": 4,
+    "noise": 4,
+    "silence": 4,
 }
 
 
@@ -36,17 +41,23 @@ def spread(frame: pd.DataFrame, n: int, column: str) -> pd.DataFrame:
 def main(src: Path, dst: Path) -> None:
     meta = pd.read_csv(src / "meta.csv")
     train_meta = meta[meta.split == "train"]
-    parts = [spread(train_meta[train_meta.source == s], n, "speaker_or_voice")
-             for s, n in REAL_PER_SOURCE.items()]
+    parts = [
+        spread(train_meta[train_meta.source == s], n, "speaker_or_voice")
+        for s, n in REAL_PER_SOURCE.items()
+    ]
     fakes = train_meta[train_meta.label == "fake"]
-    parts += [spread(fakes[fakes.generator == g], FAKE_PER_GENERATOR, "speaker_or_voice")
-              for g in sorted(fakes.generator.unique())]
+    parts += [
+        spread(fakes[fakes.generator == g], FAKE_PER_GENERATOR, "speaker_or_voice")
+        for g in sorted(fakes.generator.unique())
+    ]
     train_ids = pd.concat(parts).id
     test_meta = meta[meta.split == "test"]
-    test_ids = pd.concat([
-        test_meta[test_meta.label == c].sample(n, random_state=SEED)
-        for c, n in TEST_PER_CONDITION.items()
-    ]).id
+    test_ids = pd.concat(
+        [
+            test_meta[test_meta.label == c].sample(n, random_state=SEED)
+            for c, n in TEST_PER_CONDITION.items()
+        ]
+    ).id
 
     if dst.exists():
         for sub in ("train", "test"):

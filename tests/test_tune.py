@@ -30,8 +30,16 @@ FAST = [
 def test_config_for_maps_every_hyperparameter(tiny_cfg):
     hp = kt.HyperParameters()
     hp.values.update(
-        conv_filters=8, conv_blocks=3, lstm_units=16, lstm_layers=2, activation="relu",
-        dropout=0.25, learning_rate=1e-3, batch_size=32, spec_masks=2, mix_prob=0.4,
+        conv_filters=8,
+        conv_blocks=3,
+        lstm_units=16,
+        lstm_layers=2,
+        activation="relu",
+        dropout=0.25,
+        learning_rate=1e-3,
+        batch_size=32,
+        spec_masks=2,
+        mix_prob=0.4,
     )
     cfg = tune.config_for(tiny_cfg, hp)
     assert cfg.model.conv_filters == (8, 16, 32)
@@ -63,8 +71,17 @@ def _trial_states(tuner_dir: Path) -> dict[str, str]:
 def resumed_search(sample_records, tmp_path_factory):
     """Start a 3-trial search in a subprocess, kill it after the first trial, resume in-process."""
     run_dir = tmp_path_factory.mktemp("tune") / "search"
-    cmd = [sys.executable, "-m", "deepwave_tf.tune", "--records", str(sample_records),
-           "--run-dir", str(run_dir), "--config", str(REPO / "configs" / "tiny.toml")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "deepwave_tf.tune",
+        "--records",
+        str(sample_records),
+        "--run-dir",
+        str(run_dir),
+        "--config",
+        str(REPO / "configs" / "tiny.toml"),
+    ]
     for item in FAST:
         cmd += ["--set", item]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -114,11 +131,21 @@ def test_best_toml_is_the_best_trial_and_trains_with_fit(resumed_search, sample_
     assert best_cfg == result.best_config
     best_score = min(r["val_score"] for r in result.rows)
     assert f"val_score = {best_score:.4f}" in (run_dir / tune.BEST_TOML).read_text()
-    code = fit.main([
-        "--records", str(sample_records), "--run-dir", str(tmp_path / "best"),
-        "--config", str(run_dir / tune.BEST_TOML),
-        "--set", "train.epochs=1", "--set", "train.steps_per_epoch=2",
-        "--set", "train.validation_steps=1",
-    ])
+    code = fit.main(
+        [
+            "--records",
+            str(sample_records),
+            "--run-dir",
+            str(tmp_path / "best"),
+            "--config",
+            str(run_dir / tune.BEST_TOML),
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "train.steps_per_epoch=2",
+            "--set",
+            "train.validation_steps=1",
+        ]
+    )
     assert code == 0
     assert (tmp_path / "best" / "model.keras").is_file()
