@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -197,7 +198,10 @@ def load_tfio(path: str | Path, sample_rate_hz: int) -> np.ndarray:
     if problem:
         raise AudioError(path, problem)
     try:
-        waveform = decoder(str(path)).numpy()
+        # tensorflow-io's readable is a per-kernel resource: concurrent calls of
+        # one traced decoder share it and can return another file's samples.
+        with _TFIO_LOCK:
+            waveform = decoder(str(path)).numpy()
     except Exception as e:  # tf.errors.* from the decoding ops
         message = _tf_error_text(getattr(e, "message", None) or str(e))
         raise AudioError(path, f"cannot decode audio ({type(e).__name__}: {message})") from None
@@ -241,6 +245,9 @@ def _tfio_misread(path: Path) -> str | None:
                     return "tfio backend misreads 32-bit integer WAV; use prep.backend=soundfile"
                 return None
             f.seek(size + (size & 1), 1)
+
+
+_TFIO_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=8)
@@ -287,6 +294,10 @@ def decode_tfio(path, sample_rate_hz: int):
 
     Unlike `load_tfio`, this in-graph path cannot run the host-side checks
     (truncated Ogg/WAV, 32-bit integer WAV that tensorflow-io misreads).
+
+    Map it with `num_parallel_calls=1`: tensorflow-io's audio readable is a
+    per-kernel resource, so parallel calls of one traced map function share it
+    and can return another file's samples (seen with 2 parallel calls).
     """
     import tensorflow as tf
 
