@@ -6,7 +6,7 @@
 Model: `--config` (default configs/default.toml: the full-size CNN + BiLSTM) built
 with random weights (seed 1125), exported with `export.run(..., calibrate=False)`:
 speed does not depend on the weights. Clips: the first `--clips` rows of the dev
-corpus's test.csv (/work/shared/data/deepwave-dev: 5 s Ogg Vorbis at 32 kHz).
+corpus's test.csv (../shared/data/deepwave-dev or $DEEPWAVE_DEV: 5 s Ogg Vorbis at 32 kHz).
 
 Measured (wall time, one process, TF import excluded):
 - submit: `submit.run` on the clips, including loading the SavedModel, and the
@@ -36,22 +36,18 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-DEV = Path("/work/shared/data/deepwave-dev")
+# The dev corpus beside the checkout (../shared/data/deepwave-dev), or $DEEPWAVE_DEV.
+DEV = Path(os.environ.get("DEEPWAVE_DEV", REPO.parent / "shared" / "data" / "deepwave-dev"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def table(title: str, header: list[str], rows: list[list]) -> None:
-    cells = [header] + [[c if isinstance(c, str) else f"{c:.3g}" for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    print(f"\n## {title}")
-    for k, r in enumerate(cells):
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
-        if k == 0:
-            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    sys.stdout.flush()
+    _common.table(title, header, rows, lambda c: f"{c:.3g}")
 
 
 def dev_test_rows(n: int) -> list[tuple[str, str]]:

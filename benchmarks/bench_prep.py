@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_prep.py [--clips 200] [--rss-clips 200,2000] [--skip notebook,...]
 
 Prints one table per measurement. Everything runs on the same clips: the first
-`--clips` rows of the dev corpus's train.csv (/work/shared/data/deepwave-dev).
+`--clips` rows of the dev corpus's train.csv (../shared/data/deepwave-dev or $DEEPWAVE_DEV).
 
 - prep: `prep.run` with configs/default.toml in a fresh subprocess (wall time of
   `run`, including the one-off tf.function trace; TF import excluded), and its
@@ -36,10 +36,13 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-DEV = Path("/work/shared/data/deepwave-dev")
+# The dev corpus beside the checkout (../shared/data/deepwave-dev), or $DEEPWAVE_DEV.
+DEV = Path(os.environ.get("DEEPWAVE_DEV", REPO.parent / "shared" / "data" / "deepwave-dev"))
 SAMPLE = REPO / "data" / "sample"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -48,14 +51,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Helpers
 # --------------------------------------------------------------------------- #
 def table(title: str, header: list[str], rows: list[list]) -> None:
-    cells = [header] + [[_fmt(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    print(f"\n## {title}")
-    for k, r in enumerate(cells):
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
-        if k == 0:
-            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    sys.stdout.flush()
+    _common.table(title, header, rows, _fmt)
 
 
 def _fmt(value) -> str:

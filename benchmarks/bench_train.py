@@ -29,6 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,14 +40,7 @@ CONFIGS = ("tiny", "default", "cnn_bilstm", "cnn_bilstm_gelu")
 
 
 def table(title: str, header: list[str], rows: list[list]) -> None:
-    cells = [header] + [[c if isinstance(c, str) else f"{c:,.1f}" for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    print(f"\n## {title}")
-    for k, r in enumerate(cells):
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
-        if k == 0:
-            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    sys.stdout.flush()
+    _common.table(title, header, rows, lambda c: f"{c:,.1f}")
 
 
 class Clock:
