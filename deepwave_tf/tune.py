@@ -187,7 +187,9 @@ def make_tuner(cfg: Config, hypermodel: DeepwaveHyperModel, run_dir: Path) -> kt
     )
     cls = _tuner_class(t.algorithm)
     if t.algorithm == "hyperband":
-        tuner = cls(max_epochs=max(t.max_epochs, 2), factor=3, **common)
+        if t.max_epochs < 2:  # successive halving needs at least two rungs
+            raise ConfigError("tune.algorithm='hyperband' needs tune.max_epochs >= 2")
+        tuner = cls(max_epochs=t.max_epochs, factor=3, **common)
         tuner.oracle.max_trials = t.max_trials  # Hyperband has no max_trials argument
     else:
         tuner = cls(max_trials=t.max_trials, **common)

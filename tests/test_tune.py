@@ -57,6 +57,15 @@ def test_range_needs_two_bounds(tiny_cfg):
         tune.config_for(cfg, kt.HyperParameters())
 
 
+def test_hyperband_needs_two_epochs(tiny_cfg, tmp_path):
+    cfg = load_config(
+        REPO / "configs" / "tiny.toml", ["tune.algorithm='hyperband'", "tune.max_epochs=1"]
+    )
+    hypermodel = tune.DeepwaveHyperModel(cfg, tmp_path, {}, verbose=0)
+    with pytest.raises(ConfigError, match="needs tune.max_epochs >= 2"):
+        tune.make_tuner(cfg, hypermodel, tmp_path)
+
+
 def _trial_states(tuner_dir: Path) -> dict[str, str]:
     states = {}
     for path in tuner_dir.glob("trial_*/trial.json"):
