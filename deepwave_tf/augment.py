@@ -68,6 +68,21 @@ STATIONARY_KINDS = ("white", "pink", "brown")  # used for the noise floor
 VOICED, NOISE_ONLY, SILENCE = 0, 1, 2
 _TILT_DB = 6.0  # random spectral tilt of bank draws, +- dB from lowest to highest band
 _EPS = 1e-20
+# Philox everywhere: "auto_select" may pick another generator under XLA (or on a
+# GPU), and then the same seed would draw another plan.
+_RNG = "philox"
+_UNIT = 1 << 24  # float draws: an integer in [0, 2^24) / 2^24 (see `_uniform`)
+
+
+def _uniform(shape, seed, minval=0.0, maxval=1.0) -> tf.Tensor:
+    """Float32 uniform in [minval, maxval) from a stateless seed, the same on every backend.
+
+    `tf.random.stateless_uniform` draws the same integers with and without XLA,
+    but maps bits to floats differently under XLA; building the float from an
+    integer draw keeps a plan identical whether or not it is compiled.
+    """
+    k = tf.random.stateless_uniform(shape, seed, 0, _UNIT, tf.int32, alg=_RNG)
+    return minval + (maxval - minval) * (tf.cast(k, tf.float32) / _UNIT)
 
 
 # --------------------------------------------------------------------------- #
@@ -275,27 +290,29 @@ class MixPlan:
 
 
 def _draw_noise(seed, batch: int, candidates: tf.Tensor, frames: int) -> NoiseDraw:
-    s = tf.random.experimental.stateless_split(seed, 5)
+    s = tf.random.experimental.stateless_split(seed, 5, alg=_RNG)
     n = tf.shape(candidates)[0]
 
     def pick(k):
-        return tf.gather(candidates, tf.random.stateless_uniform([batch], s[k], 0, n, tf.int32))
+        return tf.gather(
+            candidates, tf.random.stateless_uniform([batch], s[k], 0, n, tf.int32, alg=_RNG)
+        )
 
     return NoiseDraw(
         index_a=pick(0),
         index_b=pick(1),
-        weight=tf.random.stateless_uniform([batch], s[2]),
-        shift=tf.random.stateless_uniform([batch], s[3], 0, frames, tf.int32),
-        tilt_db=tf.random.stateless_uniform([batch], s[4], -_TILT_DB, _TILT_DB),
+        weight=_uniform([batch], s[2]),
+        shift=tf.random.stateless_uniform([batch], s[3], 0, frames, tf.int32, alg=_RNG),
+        tilt_db=_uniform([batch], s[4], -_TILT_DB, _TILT_DB),
     )
 
 
 def _draw_masks(seed, batch: int, count: int, max_width: int, length: int):
     """`count` masks per example: width uniform in 0..max_width, start in 0..length-width."""
-    s = tf.random.experimental.stateless_split(seed, 2)
+    s = tf.random.experimental.stateless_split(seed, 2, alg=_RNG)
     max_width = min(max_width, length)
-    width = tf.random.stateless_uniform([batch, count], s[0], 0, max_width + 1, tf.int32)
-    u = tf.random.stateless_uniform([batch, count], s[1])
+    width = tf.random.stateless_uniform([batch, count], s[0], 0, max_width + 1, tf.int32, alg=_RNG)
+    u = _uniform([batch, count], s[1])
     start = tf.cast(tf.floor(u * tf.cast(length - width + 1, tf.float32)), tf.int32)
     return start, width
 
@@ -314,13 +331,13 @@ def draw_plan(
     `training=False` (validation mixing) draws no clip shift and no SpecAugment masks.
     """
     frames = cfg.num_frames
-    s = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 16)
+    s = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 16, alg=_RNG)
 
     def uni(k, lo=0.0, hi=1.0):  # [B] uniform from the k-th sub-seed
-        return tf.random.stateless_uniform([batch], s[k], lo, hi)
+        return _uniform([batch], s[k], lo, hi)
 
     def roll(k):  # [B] frame shifts
-        return tf.random.stateless_uniform([batch], s[k], 0, frames, tf.int32)
+        return tf.random.stateless_uniform([batch], s[k], 0, frames, tf.int32, alg=_RNG)
 
     shift_on = aug.time_shift
     zeros_i = tf.zeros([batch], tf.int32)
@@ -495,7 +512,12 @@ def mix_power(power: tf.Tensor, plan: MixPlan, bank: NoiseBank) -> tf.Tensor:
 
 def apply_masks(mel_db: tf.Tensor, plan: MixPlan) -> tf.Tensor:
     """SpecAugment: set the plan's time and frequency masks of `[B, n_mels, frames]` to the clip mean."""
-    n_mels, frames = mel_db.shape[1], mel_db.shape[2]
+    return tf.transpose(_apply_masks_time_major(tf.transpose(mel_db, [0, 2, 1]), plan), [0, 2, 1])
+
+
+def _apply_masks_time_major(mel_db: tf.Tensor, plan: MixPlan) -> tf.Tensor:
+    """`apply_masks` on time-major `[B, frames, n_mels]`."""
+    frames, n_mels = mel_db.shape[1], mel_db.shape[2]
 
     def band(masks, length):
         start, width = masks  # [B, count]
@@ -503,9 +525,27 @@ def apply_masks(mel_db: tf.Tensor, plan: MixPlan) -> tf.Tensor:
         inside = (pos >= start[..., None]) & (pos < (start + width)[..., None])  # [B, count, L]
         return tf.reduce_any(inside, axis=1)  # [B, L]
 
-    mask = band(plan.freq_masks, n_mels)[:, :, None] | band(plan.time_masks, frames)[:, None, :]
+    mask = band(plan.time_masks, frames)[:, :, None] | band(plan.freq_masks, n_mels)[:, None, :]
     mean = tf.reduce_mean(mel_db, axis=[1, 2], keepdims=True)
     return tf.where(mask, mean, mel_db)
+
+
+def _mix_time_major_features(
+    mel_db_tm: tf.Tensor, plan: MixPlan, bank: NoiseBank, cfg: FeatureConfig, aug: AugmentConfig
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Steps 1-8 on a time-major log-mel `[B, frames, n_mels]` -> (log-mel, MFCC), time-major.
+
+    Time-major throughout: bank draws and rolls are row gathers, the MFCC is a
+    product on the last axis, and no transpose is needed in between.
+    """
+    mixed = _mix_time_major(F.db_to_power(mel_db_tm), plan, bank)
+    log_mel = F.power_to_db(mixed, cfg)  # the per-clip peak is layout-free
+    mfcc = F.mfcc_from_time_major(log_mel, cfg)
+    if plan.time_masks[0].shape[-1] or plan.freq_masks[0].shape[-1]:
+        log_mel = _apply_masks_time_major(log_mel, plan)
+        if aug.mask_mfcc:
+            mfcc = F.mfcc_from_time_major(log_mel, cfg)
+    return log_mel, mfcc
 
 
 def apply_plan(
@@ -525,14 +565,9 @@ def apply_plan(
     Returns:
         The same structure, features recomputed from the mixed power-mel, float32 targets.
     """
-    power = F.db_to_power(features[F.MEL][..., 0])
-    mixed = F.features_from_power_mel(mix_power(power, plan, bank), cfg)
-    mel = mixed[F.MEL]
-    mfcc = mixed[F.MFCC]
-    if plan.time_masks[0].shape[-1] or plan.freq_masks[0].shape[-1]:
-        mel = apply_masks(mel, plan)
-        if aug.mask_mfcc:
-            mfcc = F.mfcc_from_log_mel(mel, cfg)
+    mel_tm = tf.transpose(features[F.MEL][..., 0], [0, 2, 1])
+    log_mel, mfcc = _mix_time_major_features(mel_tm, plan, bank, cfg, aug)
+    mel = tf.transpose(log_mel, [0, 2, 1])
     return {F.MFCC: mfcc, F.MEL: mel[..., None]}, mix_targets(labels, plan)
 
 
@@ -546,7 +581,24 @@ def augment_batch(
     *,
     training: bool,
 ) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
-    """Draw a plan from `seed` `[2]` and apply it (see `apply_plan`)."""
-    batch = tf.shape(features[F.MEL])[0]
-    plan = draw_plan(seed, batch, cfg, aug, bank, training=training)
-    return apply_plan(features, labels, plan, bank, cfg, aug)
+    """Draw a plan from `seed` `[2]` and apply it (see `apply_plan`).
+
+    With `aug.jit_compile`, drawing the plan, mixing, the log-mel, the MFCC and
+    the masks compile into one XLA computation (time-major in and out; the two
+    transposes stay ordinary TensorFlow ops, which XLA's CPU backend runs
+    several times slower). See benchmarks/bench_train.py for the cost per
+    example with and without it.
+    """
+
+    def core(mel_tm, fake, real, seed):
+        plan = draw_plan(seed, tf.shape(mel_tm)[0], cfg, aug, bank, training=training)
+        log_mel, mfcc = _mix_time_major_features(mel_tm, plan, bank, cfg, aug)
+        targets = mix_targets({"fake": fake, "real": real}, plan)
+        return log_mel, mfcc, targets["fake"], targets["real"]
+
+    if aug.jit_compile:
+        core = tf.function(core, jit_compile=True, autograph=False, reduce_retracing=True)
+    mel_tm = tf.transpose(features[F.MEL][..., 0], [0, 2, 1])
+    log_mel, mfcc, fake, real = core(mel_tm, labels["fake"], labels["real"], seed)
+    mel = tf.transpose(log_mel, [0, 2, 1])[..., None]
+    return {F.MFCC: mfcc, F.MEL: mel}, {"fake": fake, "real": real}

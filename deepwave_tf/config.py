@@ -161,6 +161,7 @@ class AugmentConfig:
     noise_bank_per_kind: int = 6  # synthetic noises per kind (see augment.NOISE_KINDS)
     noise_max_hz: float = 8000.0  # band-limit synthetic noise like the data; 0 = full band
     mask_mfcc: bool = False  # recompute MFCC from the masked log-mel (else masks hit mel only)
+    jit_compile: bool = True  # XLA-compile the augmentation (benchmarks/bench_train.py)
 
     def __post_init__(self):
         for name in ("mix_prob", "noise_only_prob", "silence_prob", "background_prob"):

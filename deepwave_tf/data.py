@@ -133,7 +133,10 @@ def make_dataset(
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(d.batch_size, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-    parse = records.make_parser(cfg.features, batched=True)
+    augmented = training and aug.enabled
+    # Augmentation recomputes the MFCC from the mixed mel: do not parse the stored one.
+    skip = (records.ID, MFCC) if augmented else (records.ID,)
+    parse = records.make_parser(cfg.features, batched=True, skip=skip)
     ds = ds.map(
         _plain_graph(
             lambda s: _to_model_io(parse(s), check_labels=training or has_labels(manifest, split))
@@ -142,7 +145,7 @@ def make_dataset(
         deterministic=deterministic,
     )
 
-    if training and aug.enabled:
+    if augmented:
         bank = augment.make_noise_bank(cfg.features, aug, d.seed)
         # Stateless augmentation seeds: a seeded random stream, new each epoch.
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
@@ -189,7 +192,9 @@ def _plain_graph(fn):
 
 def _to_model_io(parsed: dict[str, tf.Tensor], *, check_labels: bool):
     """Parsed batch -> (features, float32 targets); mel gets its channel axis."""
-    feats = {MFCC: parsed[MFCC], MEL: parsed[MEL][..., None]}
+    feats = {MEL: parsed[MEL][..., None]}
+    if MFCC in parsed:
+        feats[MFCC] = parsed[MFCC]
     labels = {}
     for key in LABEL_KEYS:
         y = parsed[key]

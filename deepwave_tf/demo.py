@@ -100,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         f"  challenge score on {args.data}/test ({metrics.get('n', '?')} clips): "
         f"{metrics['score']:.4f}  (lower is better; a calibrated coin flip scores ~0.31)"
     )
-    print("  120 training clips are too few to learn from: this checks the pipeline, not the model.")
+    print(
+        "  120 training clips are too few to learn from: this checks the pipeline, not the model."
+    )
     print("  README 'Results on the dev corpus' has real scores.")
     print(f"  submission:  {submission}")
     print(f"  SavedModel:  {export_dir}")

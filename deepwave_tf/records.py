@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,33 +94,40 @@ def feature_spec(with_waveform: bool = False) -> dict[str, Any]:
     return spec
 
 
-def make_parser(cfg: FeatureConfig, with_waveform: bool = False, batched: bool = False):
+def make_parser(
+    cfg: FeatureConfig,
+    with_waveform: bool = False,
+    batched: bool = False,
+    skip: Sequence[str] = (),
+):
     """A function serialized -> dict of tensors with exact static shapes.
 
     With `batched=True` it parses a `[batch]` vector of records at once
-    (`tf.io.parse_example`), which is much faster inside tf.data.
+    (`tf.io.parse_example`), which is much faster inside tf.data. `skip` names
+    keys not to parse (e.g. `("id", "mfcc")` when augmentation recomputes the
+    MFCC anyway): less copying per record.
 
     Returns dict keys: id (string), mfcc `[..., frames, n_mfcc]`, mel
     `[..., n_mels, frames]`, fake, real (int64), and waveform `[..., samples]`
-    when requested.
+    when requested; minus `skip`.
     """
     import tensorflow as tf
 
-    spec = feature_spec(with_waveform)
+    unknown = set(skip) - {ID, MFCC, WAVEFORM}
+    if unknown:
+        raise ValueError(f"cannot skip {sorted(unknown)}: only id, mfcc or waveform")
+    spec = {k: v for k, v in feature_spec(with_waveform).items() if k not in skip}
     shapes = {MFCC: list(cfg.mfcc_shape), MEL: list(cfg.mel_shape)}
     if with_waveform:
         shapes[WAVEFORM] = [cfg.num_samples]
+    shapes = {k: v for k, v in shapes.items() if k in spec}
 
     def parse(serialized):
         if batched:
             parsed = tf.io.parse_example(serialized, spec)
         else:
             parsed = tf.io.parse_single_example(serialized, spec)
-        out = {
-            ID: parsed[ID],
-            LABEL_KEYS[0]: parsed[LABEL_KEYS[0]],
-            LABEL_KEYS[1]: parsed[LABEL_KEYS[1]],
-        }
+        out = {k: parsed[k] for k in (ID, *LABEL_KEYS) if k in spec}
         for key, shape in shapes.items():
             flat = tf.io.decode_raw(parsed[key], tf.float32, little_endian=True)
             lead = [-1] if batched else []

@@ -360,3 +360,39 @@ def test_augment_config_is_checked(override, message):
 
     with pytest.raises(ConfigError, match=message):
         load_config(None, override)
+
+
+def test_xla_compiled_augmentation_matches_plain_tensorflow(bank, batch, cfgs):
+    """`augment.jit_compile` changes how the batch is computed, never what: same plan, same result."""
+    fc, aug = cfgs
+    x, y = batch
+    seed = tf.constant([7, 1])
+    plain = augment.augment_batch(
+        x, y, seed, fc, dataclasses.replace(aug, jit_compile=False), bank, training=True
+    )
+    xla = augment.augment_batch(
+        x, y, seed, fc, dataclasses.replace(aug, jit_compile=True), bank, training=True
+    )
+    for key in ("fake", "real"):
+        np.testing.assert_array_equal(xla[1][key].numpy(), plain[1][key].numpy())
+    # XLA's exp/log differ from Eigen's in the last bits: compare in dB.
+    np.testing.assert_allclose(xla[0][F.MEL].numpy(), plain[0][F.MEL].numpy(), atol=1e-3)
+    np.testing.assert_allclose(xla[0][F.MFCC].numpy(), plain[0][F.MFCC].numpy(), atol=1e-2)
+    assert xla[0][F.MEL].shape == (B, fc.n_mels, fc.num_frames, 1)
+    assert xla[0][F.MFCC].shape == (B, fc.num_frames, fc.n_mfcc)
+
+
+def test_xla_cache_flag_is_added_unless_set_or_off(tmp_path):
+    import deepwave_tf
+
+    env = {"DEEPWAVE_XLA_CACHE": str(tmp_path / "xla"), "TF_XLA_FLAGS": "--tf_xla_auto_jit=0"}
+    flags = deepwave_tf._xla_cache_flags(env)
+    assert flags == f"--tf_xla_auto_jit=0 --tf_xla_persistent_cache_directory={tmp_path / 'xla'}"
+    assert (tmp_path / "xla").is_dir()
+    assert deepwave_tf._xla_cache_flags({"DEEPWAVE_XLA_CACHE": "off"}) is None
+    own = {"TF_XLA_FLAGS": "--tf_xla_persistent_cache_directory=/elsewhere"}
+    assert deepwave_tf._xla_cache_flags(own) is None
+    home = deepwave_tf._xla_cache_flags({"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert (
+        home == f"--tf_xla_persistent_cache_directory={tmp_path / 'cache' / 'deepwave_tf' / 'xla'}"
+    )
