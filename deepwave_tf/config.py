@@ -252,6 +252,13 @@ class TuneConfig:
     batch_size: tuple[int, ...] = (16, 32, 64)
     mix_prob: tuple[float, ...] = (0.0, 0.7)  # [min, max]
     time_masks: tuple[int, ...] = (0, 1, 2)
+    # "process": each trial trains in a child process that exits afterwards, so the search's
+    # memory stays flat (TF/Keras keep ~30 MB per in-process trial); "inline": in this
+    # process (the old behaviour, for debugging with breakpoints).
+    isolation: str = "process"
+
+    def __post_init__(self):
+        _check_choice("tune.isolation", self.isolation, ("process", "inline"))
 
 
 @dataclasses.dataclass(frozen=True)

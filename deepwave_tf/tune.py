@@ -22,15 +22,44 @@ Run directory:
 - `best.toml`: the best trial as a complete config that `fit` accepts unchanged;
 - `config.json`/`config.toml`: the resolved base config of the search.
 
-Memory stays flat across trials: the Keras session is cleared after each trial.
+Trial isolation (`tune.isolation`):
+- "process" (default): each trial trains in a child process,
+  `python -m deepwave_tf.tune --trial-spec tuner/trial_N/execution0_spec.json`.
+  This process keeps the KerasTuner oracle and state; the child builds the same
+  model (`DeepwaveHyperModel.build`) and fits it on the same pipeline with the
+  same callbacks (validation score, early stopping, TensorBoard + HParams in
+  `tb/<trial>/execution0/`, KerasTuner's best-epoch checkpoint
+  `tuner/trial_N/checkpoint.weights.h5`; Hyperband's continued trials load
+  their parent trial's checkpoint), writes its per-epoch history, peak RSS and
+  seconds to `execution0_result.json` beside the spec, and exits, so all of a
+  trial's memory goes back to the OS. The search process's RSS stays flat:
+  TensorFlow/Keras keep about 30 MB per trial in the process that trains it,
+  whatever `clear_session` does (README, bench_tune). The child's output streams
+  to this process's stdout/stderr; a child that fails (exit code, signal such
+  as an OOM kill, bad config) fails its trial with the child's stderr tail in
+  the trial's message; the child dies with this process (Linux PDEATHSIG).
+  Each child pays the TensorFlow import and a cold start: tiny trials took 27 s
+  instead of 15 s inline in bench_tune on 2 cores; small next to real trials.
+- "inline": every trial in this process (for debugging); the Keras session is
+  cleared after each trial, but memory still grows by about 30 MB per trial.
 """
 
 from __future__ import annotations
 
 import argparse
+import codecs
+import collections
 import dataclasses
 import gc
+import json
+import os
+import resource
+import signal
+import subprocess
 import sys
+import threading
+import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,7 +69,14 @@ import keras_tuner as kt
 
 from deepwave_tf import data, fit
 from deepwave_tf import model as model_lib
-from deepwave_tf.config import Config, ConfigError, TuneConfig, add_config_arguments, load_config
+from deepwave_tf.config import (
+    Config,
+    ConfigError,
+    TuneConfig,
+    add_config_arguments,
+    config_from_dict,
+    load_config,
+)
 from deepwave_tf.records import ManifestError
 
 ALGORITHMS = ("hyperband", "bayesian", "random")
@@ -48,6 +84,8 @@ OBJECTIVES = {"val_score": "min", "val_auc": "max"}
 TUNER_DIR = "tuner"
 BEST_TOML = "best.toml"
 TRIALS_CSV = "trials.csv"
+TRIAL_SPEC_FLAG = "--trial-spec"  # hidden: `-m deepwave_tf.tune --trial-spec SPEC` runs one trial
+STDERR_TAIL_LINES = 25  # of a failed child, in the trial's error message
 
 
 # --------------------------------------------------------------------------- #
@@ -160,12 +198,20 @@ def _tuner_class(algorithm: str) -> type:
     }[algorithm]
 
     class Tuner(base):
+        isolation = "process"  # set by make_tuner from tune.isolation
+
+        def run_trial(self, trial, *args, **kwargs):
+            if self.isolation == "inline":
+                return super().run_trial(trial, *args, **kwargs)
+            return _run_trial_in_processes(self, trial, *args, **kwargs)
+
         def on_trial_end(self, trial):
             super().on_trial_end(trial)
-            # Free the trial's graphs and weights: memory stays flat across trials.
-            keras.backend.clear_session()
-            gc.collect()
-            _release_heap()
+            if self.isolation == "inline":
+                # Free the trial's graphs and weights (TF still keeps ~30 MB per trial).
+                keras.backend.clear_session()
+                gc.collect()
+                _release_heap()
 
     Tuner.__name__ = f"Deepwave{base.__name__}"
     return Tuner
@@ -193,7 +239,294 @@ def make_tuner(cfg: Config, hypermodel: DeepwaveHyperModel, run_dir: Path) -> kt
         tuner.oracle.max_trials = t.max_trials  # Hyperband has no max_trials argument
     else:
         tuner = cls(max_trials=t.max_trials, **common)
+    tuner.isolation = t.isolation
+    tuner.trial_processes = {}  # process mode: trial id -> the child's result (peak RSS, seconds)
+    # KerasTuner built the model once to learn the space; trials build their own.
+    keras.backend.clear_session()
+    gc.collect()
     return tuner
+
+
+# --------------------------------------------------------------------------- #
+# Process isolation: one child process per trial
+# --------------------------------------------------------------------------- #
+class TrialProcessError(RuntimeError):
+    """A trial's child process failed; the message holds its stderr tail."""
+
+
+_TENSORBOARD_ARGS = (
+    "histogram_freq",
+    "write_graph",
+    "write_images",
+    "write_steps_per_second",
+    "update_freq",
+    "embeddings_freq",
+    "embeddings_metadata",
+)
+
+
+def _tensorboard_kwargs(callback: keras.callbacks.TensorBoard, log_dir: str) -> dict[str, Any]:
+    """Constructor arguments that rebuild `callback` in the child, writing to `log_dir`."""
+    kwargs = {name: getattr(callback, name) for name in _TENSORBOARD_ARGS}
+    start, stop = callback._start_batch, callback._stop_batch
+    kwargs["profile_batch"] = start if start == stop else [start, stop]
+    kwargs["log_dir"] = log_dir
+    return kwargs
+
+
+def _run_trial_in_processes(tuner: kt.Tuner, trial, *args, **kwargs) -> list:
+    """`Tuner.run_trial`, with every execution trained by `_run_child`.
+
+    Mirrors KerasTuner: Hyperband's `tuner/epochs` and `tuner/initial_epoch`
+    become fit's `epochs`/`initial_epoch` and `tuner/trial_id` names the trial
+    whose best checkpoint the model starts from; TensorBoard callbacks log to
+    `<log_dir>/<trial>/execution<n>` with the trial's HParams; one best-epoch
+    checkpoint per trial across executions. Returns one History per execution.
+    """
+    from keras_tuner.src.engine import tuner_utils
+
+    callbacks = list(kwargs.pop("callbacks", []) or [])
+    hp = trial.hyperparameters
+    if "tuner/epochs" in hp.values:
+        kwargs["epochs"] = hp.values["tuner/epochs"]
+        kwargs["initial_epoch"] = hp.values["tuner/initial_epoch"]
+    unknown = sorted(set(kwargs) - {"epochs", "initial_epoch"})
+    others = [cb for cb in callbacks if cb.__class__.__name__ != "TensorBoard"]
+    if args or unknown or others:
+        raise kt.errors.FatalValueError(
+            "tune.isolation='process' passes only TensorBoard callbacks and epochs to the "
+            f"trial process; got positional args {len(args)}, keyword args {unknown}, "
+            f"callbacks {[type(cb).__name__ for cb in others]}; use tune.isolation='inline'"
+        )
+    hypermodel: DeepwaveHyperModel = tuner.hypermodel
+    objective = tuner.oracle.objective
+    resume_from = None
+    if "tuner/trial_id" in hp.values:  # Hyperband: continue the parent trial's best epoch
+        parent_id = hp.values["tuner/trial_id"]
+        resume_from = {
+            "checkpoint": tuner._get_checkpoint_fname(parent_id),
+            "build_config": tuner._get_build_config_fname(parent_id),
+        }
+    trial_dir = Path(tuner.get_trial_dir(trial.trial_id))
+    best_value = None  # SaveBestEpoch's best so far, carried across executions
+    histories = []
+    for execution in range(tuner.executions_per_trial):
+        spec = {
+            "trial_id": trial.trial_id,
+            "execution": execution,
+            "records_dir": str(hypermodel.records_dir),
+            "run_dir": str(Path(tuner.directory).resolve()),
+            "config": hypermodel.base.to_dict(),
+            "hyperparameters": hp.get_config(),
+            "epochs": int(kwargs.get("epochs", hypermodel.base.tune.max_epochs)),
+            "initial_epoch": int(kwargs.get("initial_epoch", 0)),
+            "verbose": hypermodel.verbose,
+            "objective": {"name": objective.name, "direction": objective.direction},
+            "checkpoint": tuner._get_checkpoint_fname(trial.trial_id),
+            "best_value": best_value,
+            "build_config": tuner._get_build_config_fname(trial.trial_id),
+            "resume_from": resume_from,
+            "tensorboard": [
+                _tensorboard_kwargs(
+                    cb, tuner._get_tensorboard_dir(cb.log_dir, trial.trial_id, execution)
+                )
+                for cb in callbacks
+            ],
+            "parent_pid": os.getpid(),
+        }
+        spec_path = trial_dir / f"execution{execution}_spec.json"
+        result = _run_child(spec, spec_path, trial_dir / f"execution{execution}_result.json")
+        tuner.trial_processes[trial.trial_id] = result
+        best_value = result["best_value"]
+        history = keras.callbacks.History()
+        history.epoch = list(result["epochs"])
+        history.history = {k: list(v) for k, v in result["history"].items()}
+        tuner_utils.validate_trial_results(history, objective, "the trial process")
+        histories.append(history)
+    return histories
+
+
+def _pdeathsig_preexec():
+    """A `preexec_fn` that makes the child die with SIGKILL when this process dies (Linux).
+
+    None elsewhere (or without a usable libc): then a killed search leaves its
+    running trial to finish on its own.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here, not after fork
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig, parent = 1, os.getpid()
+
+    def preexec() -> None:
+        prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl: do not outlive it
+            os._exit(1)
+
+    return preexec
+
+
+def _relay_stderr(stream, tail: collections.deque) -> None:
+    """Copy the child's stderr to ours as it comes, keeping the last lines in `tail`."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    fd = stream.fileno()
+    while True:
+        chunk = os.read(fd, 65536)
+        text = decoder.decode(chunk, final=not chunk)
+        if text:
+            try:
+                sys.stderr.write(text)
+                sys.stderr.flush()
+            except (OSError, ValueError):  # our stderr closed: keep the tail anyway
+                pass
+            lines = (pending + text).replace("\r", "\n").split("\n")
+            pending = lines.pop()
+            tail.extend(line for line in lines if line.strip())
+        if not chunk:
+            if pending.strip():
+                tail.append(pending)
+            return
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (out of memory?)" if -code == signal.SIGKILL else ""
+        return f"was killed by {name}{hint}"
+    return f"exited with code {code}"
+
+
+def _run_child(spec: dict[str, Any], spec_path: Path, result_path: Path) -> dict[str, Any]:
+    """Run one trial execution in `python -m deepwave_tf.tune --trial-spec SPEC`; its result.
+
+    Raises:
+        TrialProcessError: the child failed or wrote no result; the message names
+            the trial and holds the child's stderr tail.
+    """
+    spec = {**spec, "result": str(result_path)}
+    spec_path.write_text(json.dumps(spec, indent=2, default=_json_default) + "\n")
+    result_path.unlink(missing_ok=True)  # a retried trial must not read its last attempt
+    env = dict(os.environ)  # TF_CPP_MIN_LOG_LEVEL etc. only if we have them
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, "-m", "deepwave_tf.tune", TRIAL_SPEC_FLAG, str(spec_path)]
+    tail: collections.deque = collections.deque(maxlen=STDERR_TAIL_LINES)
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,  # relayed to ours line by line; stdout is inherited
+        env=env,
+        preexec_fn=_pdeathsig_preexec(),
+    )
+    relay = threading.Thread(target=_relay_stderr, args=(proc.stderr, tail), daemon=True)
+    relay.start()
+    try:
+        code = proc.wait()
+    finally:
+        if proc.poll() is None:  # interrupted (Ctrl-C): do not leave the child training
+            proc.kill()
+            proc.wait()
+        relay.join(timeout=10)  # EOF once the child is gone (unless it left a grandchild)
+        proc.stderr.close()
+    trial = f"trial {spec['trial_id']}"
+    if code == 0 and result_path.is_file():
+        result = json.loads(result_path.read_text())
+        result["wall_seconds"] = time.perf_counter() - start  # with the child's imports
+        return result
+    what = _describe_exit(code) if code != 0 else f"wrote no result ({result_path})"
+    stderr = "\n".join(tail) or "(no stderr output)"
+    raise TrialProcessError(
+        f"{trial}: the trial process {what}; spec {spec_path}\n"
+        f"--- last {len(tail)} line(s) of its stderr ---\n{stderr}"
+    )
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def _train_trial(spec_path: Path) -> dict[str, Any]:
+    """The child side: build, (load the Hyperband parent,) fit, checkpoint; the result dict."""
+    from keras_tuner.src.engine import tuner_utils
+    from tensorboard.plugins.hparams import api as hparams_api
+
+    start = time.perf_counter()
+    spec = json.loads(spec_path.read_text())
+    base = config_from_dict(spec["config"], source=str(spec_path))
+    records_dir = Path(spec["records_dir"])
+    data.load_manifest(records_dir, base)  # a clear error if the records are gone or differ
+    stats = data.load_stats(records_dir)
+    hypermodel = DeepwaveHyperModel(base, records_dir, stats, spec["verbose"])
+    hp = kt.HyperParameters.from_config(spec["hyperparameters"])
+    model = hypermodel.build(hp)
+    if spec["resume_from"]:  # as Hyperband._build_hypermodel
+        model.build_from_config(json.loads(Path(spec["resume_from"]["build_config"]).read_text()))
+        model.load_weights(spec["resume_from"]["checkpoint"])
+    objective = kt.Objective(spec["objective"]["name"], spec["objective"]["direction"])
+    save_best = tuner_utils.SaveBestEpoch(objective=objective, filepath=spec["checkpoint"])
+    if spec["best_value"] is not None:
+        save_best.best_value = spec["best_value"]
+    callbacks: list[keras.callbacks.Callback] = []
+    for tb in spec["tensorboard"]:  # as Tuner._configure_tensorboard_dir
+        callbacks.append(keras.callbacks.TensorBoard(**tb))
+        hparams = tuner_utils.convert_hyperparams_to_hparams(hp, hparams_api)
+        callbacks.append(
+            hparams_api.KerasCallback(
+                writer=tb["log_dir"], hparams=hparams, trial_id=spec["trial_id"]
+            )
+        )
+    callbacks.append(save_best)
+    history = hypermodel.fit(
+        hp,
+        model,
+        callbacks=callbacks,
+        epochs=spec["epochs"],
+        initial_epoch=spec["initial_epoch"],
+    )
+    # As Tuner._build_and_fit_model: the build config that load_model/Hyperband need.
+    Path(spec["build_config"]).write_text(json.dumps(model.get_build_config()))
+    return {
+        "trial_id": spec["trial_id"],
+        "epochs": [int(e) for e in history.epoch],
+        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+        "best_value": float(save_best.best_value),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "seconds": time.perf_counter() - start,  # after the imports
+    }
+
+
+def _trial_main(spec_path: Path) -> int:
+    """`python -m deepwave_tf.tune --trial-spec SPEC`: train one trial, write its result JSON."""
+    trial = "?"
+    try:
+        spec = json.loads(spec_path.read_text())
+        trial = spec["trial_id"]
+        if os.getppid() != spec.get("parent_pid", os.getppid()):
+            print(f"error: trial {trial}: the search process is gone", file=sys.stderr)
+            return 1
+        result = _train_trial(spec_path)
+        out = Path(spec["result"])
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        tmp.replace(out)
+    except Exception as e:  # reported to the parent through stderr
+        traceback.print_exc()
+        print(f"error: trial {trial}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    return 0
 
 
 # --------------------------------------------------------------------------- #
@@ -272,9 +605,12 @@ def run(cfg: Config, records_dir: Path, run_dir: Path, *, verbose: int = 1) -> T
     objective = cfg.tune.objective
     rows = trial_rows(tuner, objective)
     _write_csv(run_dir / TRIALS_CSV, rows)
-    best_trials = tuner.oracle.get_best_trials(1)
+    # KerasTuner pads the best list with unfinished trials when too few completed.
+    best_trials = [t for t in tuner.oracle.get_best_trials(1) if t.status == "COMPLETED"]
     if not best_trials:
-        raise RuntimeError(f"no trial completed; see {run_dir / TUNER_DIR}")
+        failed = [tr for tr in tuner.oracle.trials.values() if tr.message]
+        last = f"; the last failure:\n{failed[-1].message}" if failed else ""
+        raise RuntimeError(f"no trial completed; see {run_dir / TUNER_DIR}{last}")
     best = best_trials[0]
     best_cfg = config_for(cfg, best.hyperparameters)
     if "tuner/epochs" in best.hyperparameters.values:  # hyperband: the epochs it reached
@@ -314,6 +650,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) == 2 and argv[0] == TRIAL_SPEC_FLAG:  # a trial's child process
+        return _trial_main(Path(argv[1]))
     args = build_parser().parse_args(argv)
     overrides = list(args.overrides)
     for key in ("algorithm", "max_trials", "max_epochs", "objective"):
