@@ -715,8 +715,8 @@ def _write_shards(
                 )
             if pending:
                 yield emit()
-        except BaseException as e:  # re-raised in the writing thread, with its own type
-            failure.append(e)
+        except Exception as e:  # re-raised in the writing thread, with its own type
+            failure.append(e)  # (not GeneratorExit: that is tf.data closing us)
 
     dataset = tf.data.Dataset.from_generator(batched_waveforms, output_signature=spec)
     dataset = dataset.map(featurize, num_parallel_calls=workers, deterministic=True).prefetch(1)
@@ -762,10 +762,10 @@ def _write_shards(
         if writer is not None:
             written[writer.name] = writer.close()
             writer = None
-    except BaseException:
+    except BaseException as e:
         if writer is not None:
             writer.abort()  # never leave a partial shard under a final name
-        if failure:
+        if failure and not isinstance(e, KeyboardInterrupt):
             raise failure[0] from None  # the decode side's error, not tf.data's wrapper
         raise
     finally:
