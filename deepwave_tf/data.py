@@ -134,8 +134,9 @@ def make_dataset(
         ds = ds.repeat()
     ds = ds.batch(d.batch_size, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     augmented = training and aug.enabled
-    # Augmentation recomputes the MFCC from the mixed mel: do not parse the stored one.
-    skip = (records.ID, MFCC) if augmented else (records.ID,)
+    val_mixed = not training and split == "val" and aug.val_mixing
+    # Mixing recomputes the MFCC from the mixed mel: do not parse the stored one.
+    skip = (records.ID, MFCC) if augmented or val_mixed else (records.ID,)
     parse = records.make_parser(cfg.features, batched=True, skip=skip)
     ds = ds.map(
         _plain_graph(
@@ -156,7 +157,7 @@ def make_dataset(
             num_parallel_calls=AUTOTUNE,
             deterministic=deterministic,
         )
-    elif split == "val" and aug.val_mixing and not training:
+    elif val_mixed:
         bank = augment.make_noise_bank(cfg.features, aug, d.seed + _VAL_SEED_OFFSET)
         # Seed = (fixed, batch index): the same mixtures every epoch.
         ds = ds.enumerate().map(
