@@ -510,13 +510,8 @@ def mix_power(power: tf.Tensor, plan: MixPlan, bank: NoiseBank) -> tf.Tensor:
     return tf.transpose(mixed, [0, 2, 1])
 
 
-def apply_masks(mel_db: tf.Tensor, plan: MixPlan) -> tf.Tensor:
-    """SpecAugment: set the plan's time and frequency masks of `[B, n_mels, frames]` to the clip mean."""
-    return tf.transpose(_apply_masks_time_major(tf.transpose(mel_db, [0, 2, 1]), plan), [0, 2, 1])
-
-
 def _apply_masks_time_major(mel_db: tf.Tensor, plan: MixPlan) -> tf.Tensor:
-    """`apply_masks` on time-major `[B, frames, n_mels]`."""
+    """SpecAugment on time-major `[B, frames, n_mels]`: the plan's masks set to the clip mean."""
     frames, n_mels = mel_db.shape[1], mel_db.shape[2]
 
     def band(masks, length):
@@ -589,13 +584,11 @@ def augment_batch(
     plain TensorFlow ops (benchmarks/bench_train.py).
     """
 
-    def core(mel, fake, real, seed):  # mel [B, n_mels, frames] -> the same, time-major inside
-        plan = draw_plan(seed, tf.shape(mel)[0], cfg, aug, bank, training=training)
-        log_mel, mfcc = _mix_time_major_features(tf.transpose(mel, [0, 2, 1]), plan, bank, cfg, aug)
-        targets = mix_targets({"fake": fake, "real": real}, plan)
-        return tf.transpose(log_mel, [0, 2, 1]), mfcc, targets["fake"], targets["real"]
+    def core(features, labels, seed):
+        plan = draw_plan(seed, tf.shape(features[F.MEL])[0], cfg, aug, bank, training=training)
+        return apply_plan(features, labels, plan, bank, cfg, aug)
 
     if aug.jit_compile:
         core = tf.function(core, jit_compile=True, autograph=False, reduce_retracing=True)
-    mel, mfcc, fake, real = core(features[F.MEL][..., 0], labels["fake"], labels["real"], seed)
-    return {F.MFCC: mfcc, F.MEL: mel[..., None]}, {"fake": fake, "real": real}
+    # Only the mel goes in: the MFCC is recomputed (and may not have been parsed).
+    return core({F.MEL: features[F.MEL]}, labels, seed)
