@@ -458,13 +458,12 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
-def _train_trial(spec_path: Path) -> dict[str, Any]:
+def _train_trial(spec: dict[str, Any], spec_path: Path) -> dict[str, Any]:
     """The child side: build, (load the Hyperband parent,) fit, checkpoint; the result dict."""
     from keras_tuner.src.engine import tuner_utils
     from tensorboard.plugins.hparams import api as hparams_api
 
     start = time.perf_counter()
-    spec = json.loads(spec_path.read_text())
     base = config_from_dict(spec["config"], source=str(spec_path))
     records_dir = Path(spec["records_dir"])
     data.load_manifest(records_dir, base)  # a clear error if the records are gone or differ
@@ -517,7 +516,7 @@ def _trial_main(spec_path: Path) -> int:
         if os.getppid() != spec.get("parent_pid", os.getppid()):
             print(f"error: trial {trial}: the search process is gone", file=sys.stderr)
             return 1
-        result = _train_trial(spec_path)
+        result = _train_trial(spec, spec_path)
         out = Path(spec["result"])
         tmp = out.with_suffix(".tmp")
         tmp.write_text(json.dumps(result, indent=2) + "\n")
