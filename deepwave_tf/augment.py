@@ -510,9 +510,8 @@ def mix_power(power: tf.Tensor, plan: MixPlan, bank: NoiseBank) -> tf.Tensor:
     return tf.transpose(mixed, [0, 2, 1])
 
 
-def _apply_masks_time_major(mel_db: tf.Tensor, plan: MixPlan) -> tf.Tensor:
-    """SpecAugment on time-major `[B, frames, n_mels]`: the plan's masks set to the clip mean."""
-    frames, n_mels = mel_db.shape[1], mel_db.shape[2]
+def _masks_time_major(plan: MixPlan, frames: int, n_mels: int) -> tf.Tensor:
+    """`[B, frames, n_mels]` bool: True inside the plan's SpecAugment masks."""
 
     def band(masks, length):
         start, width = masks  # [B, count]
@@ -520,9 +519,7 @@ def _apply_masks_time_major(mel_db: tf.Tensor, plan: MixPlan) -> tf.Tensor:
         inside = (pos >= start[..., None]) & (pos < (start + width)[..., None])  # [B, count, L]
         return tf.reduce_any(inside, axis=1)  # [B, L]
 
-    mask = band(plan.time_masks, frames)[:, :, None] | band(plan.freq_masks, n_mels)[:, None, :]
-    mean = tf.reduce_mean(mel_db, axis=[1, 2], keepdims=True)
-    return tf.where(mask, mean, mel_db)
+    return band(plan.time_masks, frames)[:, :, None] | band(plan.freq_masks, n_mels)[:, None, :]
 
 
 def _mix_time_major_features(
@@ -532,15 +529,24 @@ def _mix_time_major_features(
 
     Time-major throughout: bank draws and rolls are row gathers, the MFCC is a
     product on the last axis, and no transpose is needed in between.
+    The log is natural (`features.power_to_ln`); its dB factor is folded
+    into what reads it: the DCT matrix, the masks' mean and the final
+    multiply, which XLA fuses with the caller's transpose. Written as
+    `power_to_db` then DCT, XLA writes the dB-scaled batch out once for each
+    reader, two extra passes over the data (benchmarks/bench_train.py).
     """
+    frames, n_mels = mel_db_tm.shape[1], mel_db_tm.shape[2]
     mixed = _mix_time_major(F.db_to_power(mel_db_tm), plan, bank)
-    log_mel = F.power_to_db(mixed, cfg)  # the per-clip peak is layout-free
-    mfcc = F.mfcc_from_time_major(log_mel, cfg)
-    if plan.time_masks[0].shape[-1] or plan.freq_masks[0].shape[-1]:
-        log_mel = _apply_masks_time_major(log_mel, plan)
-        if aug.mask_mfcc:
-            mfcc = F.mfcc_from_time_major(log_mel, cfg)
-    return log_mel, mfcc
+    ln_mel = F.power_to_ln(mixed, cfg)  # the per-clip peak is layout-free
+    dct = F.dct_matrix(cfg, scale=F.DB_PER_NEPER)
+    masked = plan.time_masks[0].shape[-1] or plan.freq_masks[0].shape[-1]
+    if not masked:
+        return F.DB_PER_NEPER * ln_mel, tf.tensordot(ln_mel, dct, axes=1)
+    # SpecAugment (training only): the masks take the clip's mean log-mel.
+    mask = _masks_time_major(plan, frames, n_mels)
+    masked_ln = tf.where(mask, tf.reduce_mean(ln_mel, axis=[1, 2], keepdims=True), ln_mel)
+    mfcc = tf.tensordot(masked_ln if aug.mask_mfcc else ln_mel, dct, axes=1)
+    return F.DB_PER_NEPER * masked_ln, mfcc
 
 
 def apply_plan(
@@ -550,17 +556,23 @@ def apply_plan(
     bank: NoiseBank,
     cfg: FeatureConfig,
     aug: AugmentConfig,
+    *,
+    time_major: bool = False,
 ) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
     """Execute `plan` on a batch.
 
     Args:
-        features: `{"mfcc": [B, frames, n_mfcc], "mel": [B, n_mels, frames, 1]}` (mel dB).
+        features: `{"mel": [B, n_mels, frames, 1]}` (log-mel dB; any "mfcc" is
+            ignored), or with `time_major` `{"mel": [B, frames, n_mels]}` (as
+            the records store it).
         labels: `{"fake": [B], "real": [B]}`.
 
     Returns:
-        The same structure, features recomputed from the mixed power-mel, float32 targets.
+        `({"mfcc": [B, frames, n_mfcc], "mel": [B, n_mels, frames, 1]}, targets)`:
+        features recomputed from the mixed power-mel, float32 targets.
     """
-    mel_tm = tf.transpose(features[F.MEL][..., 0], [0, 2, 1])
+    mel = features[F.MEL]
+    mel_tm = mel if time_major else tf.transpose(mel[..., 0], [0, 2, 1])
     log_mel, mfcc = _mix_time_major_features(mel_tm, plan, bank, cfg, aug)
     mel = tf.transpose(log_mel, [0, 2, 1])
     return {F.MFCC: mfcc, F.MEL: mel[..., None]}, mix_targets(labels, plan)
@@ -575,8 +587,9 @@ def augment_batch(
     bank: NoiseBank,
     *,
     training: bool,
+    time_major: bool = False,
 ) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
-    """Draw a plan from `seed` `[2]` and apply it (see `apply_plan`).
+    """Draw a plan from `seed` `[2]` and apply it (see `apply_plan`, also for `time_major`).
 
     With `aug.jit_compile`, everything from the batch's log-mel to its new
     log-mel, MFCC and targets (plan, transposes, mixing, log, DCT, masks)
@@ -586,7 +599,7 @@ def augment_batch(
 
     def core(features, labels, seed):
         plan = draw_plan(seed, tf.shape(features[F.MEL])[0], cfg, aug, bank, training=training)
-        return apply_plan(features, labels, plan, bank, cfg, aug)
+        return apply_plan(features, labels, plan, bank, cfg, aug, time_major=time_major)
 
     if aug.jit_compile:
         core = tf.function(core, jit_compile=True, autograph=False, reduce_retracing=True)

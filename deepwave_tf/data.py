@@ -9,7 +9,8 @@ Order of operations (each step says why it sits where it does):
 4. shuffle (training) -> optional repeat -> batch FIRST, then parse the whole
    batch with `records.make_parser(batched=True)`: one `parse_example` per batch
    is several times faster than one `parse_single_example` per record;
-5. augmentation on whole batches (`augment.py`): training gets the random mixing
+5. augmentation on whole batches (`augment.py`), which takes the mel
+   time-major as the records store it: training gets the random mixing
    and SpecAugment; split "val" with `augment.val_mixing` gets a fixed mixing
    seeded by the batch index, the same every epoch (validation then looks like
    the challenge test: 0, 1 or 2 voices over noise); the fixed val batches are
@@ -135,24 +136,32 @@ def make_dataset(
     ds = ds.batch(d.batch_size, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     augmented = training and aug.enabled
     val_mixed = not training and split == "val" and aug.val_mixing
-    # Mixing recomputes the MFCC from the mixed mel: do not parse the stored one.
-    skip = (records.ID, MFCC) if augmented or val_mixed else (records.ID,)
-    parse = records.make_parser(cfg.features, batched=True, skip=skip)
-    ds = ds.map(
-        _plain_graph(
-            lambda s: _to_model_io(parse(s), check_labels=training or has_labels(manifest, split))
-        ),
-        num_parallel_calls=AUTOTUNE,
-        deterministic=deterministic,
+    # Mixing recomputes the MFCC from the mixed mel: do not parse the stored one;
+    # it works time-major, as the mel is stored: no transpose on the way in.
+    mixing = augmented or val_mixed
+    parse = records.make_parser(
+        cfg.features,
+        batched=True,
+        skip=(records.ID, MFCC) if mixing else (records.ID,),
+        stored_layout=records.mel_layout(manifest),
+        time_major_mel=mixing,
     )
+    check_labels = training or has_labels(manifest, split)
 
+    def to_io(serialized):
+        return _to_model_io(parse(serialized), check_labels=check_labels, channel=not mixing)
+
+    # Parsing and augmentation run in one map: the parsed batch goes on to the
+    # augmentation while still in cache, with one tf.data stage less.
     if augmented:
         bank = augment.make_noise_bank(cfg.features, aug, d.seed)
         # Stateless augmentation seeds: a seeded random stream, new each epoch.
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip(ds, seeds).map(
             _plain_graph(
-                lambda xy, s: augment.augment_batch(*xy, s, cfg.features, aug, bank, training=True)
+                lambda s, seed_: augment.augment_batch(
+                    *to_io(s), seed_, cfg.features, aug, bank, training=True, time_major=True
+                )
             ),
             num_parallel_calls=AUTOTUNE,
             deterministic=deterministic,
@@ -162,13 +171,14 @@ def make_dataset(
         # Seed = (fixed, batch index): the same mixtures every epoch.
         ds = ds.enumerate().map(
             _plain_graph(
-                lambda i, xy: augment.augment_batch(
-                    *xy,
+                lambda i, s: augment.augment_batch(
+                    *to_io(s),
                     tf.stack([tf.constant(d.seed + _VAL_SEED_OFFSET, tf.int64), i]),
                     cfg.features,
                     aug,
                     bank,
                     training=False,
+                    time_major=True,
                 )
             ),
             num_parallel_calls=AUTOTUNE,
@@ -176,8 +186,12 @@ def make_dataset(
         )
         if d.cache and not repeat:
             ds = ds.cache()
-    elif d.cache and not training and not repeat:
-        ds = ds.cache()
+    else:
+        ds = ds.map(
+            _plain_graph(to_io), num_parallel_calls=AUTOTUNE, deterministic=deterministic
+        )
+        if d.cache and not training and not repeat:
+            ds = ds.cache()
 
     options = tf.data.Options()
     options.deterministic = deterministic
@@ -191,9 +205,10 @@ def _plain_graph(fn):
     return tf.autograph.experimental.do_not_convert(fn)
 
 
-def _to_model_io(parsed: dict[str, tf.Tensor], *, check_labels: bool):
-    """Parsed batch -> (features, float32 targets); mel gets its channel axis."""
-    feats = {MEL: parsed[MEL][..., None]}
+def _to_model_io(parsed: dict[str, tf.Tensor], *, check_labels: bool, channel: bool = True):
+    """Parsed batch -> (features, float32 targets); mel gets its channel axis
+    (unless `channel=False`: the time-major mel going to the augmentation)."""
+    feats = {MEL: parsed[MEL][..., None] if channel else parsed[MEL]}
     if MFCC in parsed:
         feats[MFCC] = parsed[MFCC]
     labels = {}

@@ -259,7 +259,9 @@ def parity_inputs(records_dir: Path | None, cfg: Config) -> tuple[list, list]:
         )
         if split is not None:
             with_waveform = bool(manifest.get("with_waveform"))
-            parse = records.make_parser(fcfg, with_waveform=with_waveform)
+            parse = records.make_parser(
+                fcfg, with_waveform=with_waveform, stored_layout=records.mel_layout(manifest)
+            )
             ds = tf.data.TFRecordDataset(
                 [str(p) for p in records.shard_paths(records_dir, split)],
                 compression_type=manifest.get("compression", ""),

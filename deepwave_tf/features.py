@@ -223,6 +223,9 @@ def _window_fn(cfg: FeatureConfig):
     return window
 
 
+DB_PER_NEPER = 10.0 / math.log(10.0)  # dB of power per natural-log unit: 10 log10(p) = DB_PER_NEPER ln(p)
+
+
 def power_to_db(power: tf.Tensor, cfg: FeatureConfig) -> tf.Tensor:
     """`10 log10(max(power, amin))`, floored at `top_db` below each clip's peak.
 
@@ -233,13 +236,23 @@ def power_to_db(power: tf.Tensor, cfg: FeatureConfig) -> tf.Tensor:
     Returns:
         Same shape, dB (ref 1.0).
     """
+    return DB_PER_NEPER * power_to_ln(power, cfg)
+
+
+def power_to_ln(power: tf.Tensor, cfg: FeatureConfig) -> tf.Tensor:
+    """`power_to_db` before its constant factor: `ln(max(power, floor))`.
+
+    Callers that follow the log with a linear map (the DCT of the MFCC, a
+    mean) fold `DB_PER_NEPER` into it and save a pass over the data
+    (`augment.py`).
+    """
     floor = tf.constant(cfg.amin, power.dtype)
     if cfg.top_db > 0:
         # max(dB, peak dB - top_db) taken before the log (it is monotone): one
         # log pass and a reduction over power instead of over dB.
         peak = tf.reduce_max(power, axis=[-2, -1], keepdims=True)
         floor = tf.maximum(peak * 10.0 ** (-cfg.top_db / 10.0), floor)
-    return (10.0 / math.log(10.0)) * tf.math.log(tf.maximum(power, floor))
+    return tf.math.log(tf.maximum(power, floor))
 
 
 def db_to_power(db: tf.Tensor) -> tf.Tensor:
@@ -264,22 +277,24 @@ def mfcc_from_time_major(log_mel: tf.Tensor, cfg: FeatureConfig) -> tf.Tensor:
     return tf.tensordot(log_mel, dct_matrix(cfg), axes=1)
 
 
-def dct_matrix(cfg: FeatureConfig) -> tf.Tensor:
+def dct_matrix(cfg: FeatureConfig, scale: float = 1.0) -> tf.Tensor:
     """First `n_mfcc` orthonormal DCT-II basis vectors, `[n_mels, n_mfcc]` float32.
 
     `x @ dct_matrix(cfg)` equals `tf.signal.dct(x, type=2, norm="ortho")[..., :n_mfcc]`
     (and scipy's `dct(type=2, norm="ortho")`), but computes only the kept
     coefficients: about 3x cheaper per clip than the full transform.
+    `scale` multiplies the basis (in float64, before the cast), so
+    `ln_mel @ dct_matrix(cfg, DB_PER_NEPER)` is the MFCC of the log-mel in dB.
     """
     n = tf.cast(tf.range(cfg.n_mels), tf.float64)
     k = tf.cast(tf.range(cfg.n_mfcc), tf.float64)
     basis = tf.cos(math.pi / cfg.n_mels * (n[:, None] + 0.5) * k[None, :])
-    scale = tf.where(
+    norm = tf.where(
         k == 0,
         tf.constant(math.sqrt(1.0 / cfg.n_mels), tf.float64),
         tf.constant(math.sqrt(2.0 / cfg.n_mels), tf.float64),
     )
-    return tf.cast(basis * scale[None, :], tf.float32)
+    return tf.cast(basis * (norm[None, :] * scale), tf.float32)
 
 
 def features_from_power_mel(mel_power: tf.Tensor, cfg: FeatureConfig) -> dict[str, tf.Tensor]:

@@ -553,6 +553,7 @@ def run(
     }
     plan = {
         "feature_hash": cfg.features.hash(),
+        "mel_layout": records.MEL_LAYOUT,
         "prep": {
             k: getattr(cfg.prep, k)
             for k in (
@@ -628,6 +629,7 @@ def run(
         "name": name,
         "feature_config": dataclasses.asdict(cfg.features),
         "feature_hash": cfg.features.hash(),
+        "mel_layout": records.MEL_LAYOUT,
         "compression": cfg.prep.compression,
         "with_waveform": cfg.prep.store_waveform,
         "counts": counts,
@@ -802,7 +804,7 @@ def _check_resume_plan(path: Path, plan: dict[str, Any], plan_hash: str) -> None
     if old.get("plan_hash") == plan_hash:
         return
     diffs = []
-    for key in ("feature_hash", "csv_sha256"):
+    for key in ("feature_hash", "mel_layout", "csv_sha256"):
         if old.get(key) != plan[key]:
             diffs.append(f"{key}: {old.get(key)!r} -> {plan[key]!r}")
     for key, value in plan["prep"].items():

@@ -2,9 +2,16 @@
 
 A record holds:
 - `id` (bytes), `fake`, `real` (int64 0/1 targets; -1 = unknown, for test clips),
-- `mfcc` `[num_frames, n_mfcc]` and `mel` `[n_mels, num_frames]` float32 as raw
-  little-endian bytes (`tf.io.decode_raw`: read speed matters more than disk),
+- `mfcc` `[num_frames, n_mfcc]` and `mel` float32 as raw little-endian bytes
+  (`tf.io.decode_raw`: read speed matters more than disk),
 - optionally `waveform` `[num_samples]` float32 raw bytes.
+
+The mel is stored time-major, `[num_frames, n_mels]` (`MEL_LAYOUT`, also in the
+manifest): the training augmentation works time-major, and reading it that way
+saves it a transpose per batch. Parsers hand it back band-major,
+`[n_mels, num_frames]` like everywhere else in deepwave_tf, unless asked for
+`time_major_mel`. Records from before this layout (manifest without
+`mel_layout`) hold it band-major and still parse: `mel_layout(manifest)`.
 
 Shard names follow tensorflow/datasets: `NAME-SPLIT.tfrecord-00000-of-00008`.
 `manifest.json` sits beside the shards with the feature config and its hash;
@@ -26,6 +33,8 @@ from deepwave_tf.features import LABEL_KEYS, MEL, MFCC, WAVEFORM
 
 ID = "id"
 UNKNOWN_LABEL = -1
+MEL_LAYOUT = "time"  # how prep stores the mel: "time" = [frames, n_mels]; older records "band"
+MEL_LAYOUTS = ("time", "band")
 MANIFEST = "manifest.json"
 SPLITS = ("train", "val", "test")
 
@@ -61,13 +70,18 @@ def serialize_example(
     real: int,
     waveform: np.ndarray | None = None,
 ) -> bytes:
-    """One `tf.train.Example`, serialised. Arrays are written as float32 little-endian."""
+    """One `tf.train.Example`, serialised. Arrays are written as float32 little-endian.
+
+    `features[MEL]` is band-major `[n_mels, frames]`; it is written in
+    `MEL_LAYOUT` (time-major).
+    """
     import tensorflow as tf
 
+    mel = np.asarray(features[MEL], "<f4")
     feature = {
         ID: _bytes(example_id.encode()),
         MFCC: _bytes(np.asarray(features[MFCC], "<f4").tobytes()),
-        MEL: _bytes(np.asarray(features[MEL], "<f4").tobytes()),
+        MEL: _bytes(np.ascontiguousarray(mel.T).tobytes()),
         LABEL_KEYS[0]: _int64(fake),
         LABEL_KEYS[1]: _int64(real),
     }
@@ -94,30 +108,50 @@ def feature_spec(with_waveform: bool = False) -> dict[str, Any]:
     return spec
 
 
+def mel_layout(manifest: Mapping[str, Any]) -> str:
+    """How the records of `manifest` store the mel: "time", or "band" (records
+    written before `mel_layout` entered the manifest)."""
+    layout = manifest.get("mel_layout", "band")
+    if layout not in MEL_LAYOUTS:
+        raise ManifestError(
+            f"unknown mel_layout {layout!r} in {MANIFEST} (known: {', '.join(MEL_LAYOUTS)}): "
+            "records written by a newer deepwave_tf?"
+        )
+    return layout
+
+
 def make_parser(
     cfg: FeatureConfig,
     with_waveform: bool = False,
     batched: bool = False,
     skip: Sequence[str] = (),
+    *,
+    stored_layout: str = MEL_LAYOUT,
+    time_major_mel: bool = False,
 ):
     """A function serialized -> dict of tensors with exact static shapes.
 
     With `batched=True` it parses a `[batch]` vector of records at once
     (`tf.io.parse_example`), which is much faster inside tf.data. `skip` names
     keys not to parse (e.g. `("id", "mfcc")` when augmentation recomputes the
-    MFCC anyway): less copying per record.
+    MFCC anyway): less copying per record. `stored_layout` is how the records
+    hold the mel (`mel_layout(manifest)`).
 
     Returns dict keys: id (string), mfcc `[..., frames, n_mfcc]`, mel
-    `[..., n_mels, frames]`, fake, real (int64), and waveform `[..., samples]`
-    when requested; minus `skip`.
+    `[..., n_mels, frames]` (`[..., frames, n_mels]` with `time_major_mel`),
+    fake, real (int64), and waveform `[..., samples]` when requested; minus `skip`.
     """
     import tensorflow as tf
 
     unknown = set(skip) - {ID, MFCC, WAVEFORM}
     if unknown:
         raise ValueError(f"cannot skip {sorted(unknown)}: only id, mfcc or waveform")
+    if stored_layout not in MEL_LAYOUTS:
+        raise ValueError(f"stored_layout must be one of {MEL_LAYOUTS}, not {stored_layout!r}")
     spec = {k: v for k, v in feature_spec(with_waveform).items() if k not in skip}
-    shapes = {MFCC: list(cfg.mfcc_shape), MEL: list(cfg.mel_shape)}
+    n_mels, frames = cfg.mel_shape
+    stored_time_major = stored_layout == "time"
+    shapes = {MFCC: list(cfg.mfcc_shape), MEL: [frames, n_mels] if stored_time_major else [n_mels, frames]}
     if with_waveform:
         shapes[WAVEFORM] = [cfg.num_samples]
     shapes = {k: v for k, v in shapes.items() if k in spec}
@@ -132,6 +166,9 @@ def make_parser(
             flat = tf.io.decode_raw(parsed[key], tf.float32, little_endian=True)
             lead = [-1] if batched else []
             out[key] = tf.reshape(flat, lead + shape)
+        if MEL in out and stored_time_major != time_major_mel:
+            rank = len(out[MEL].shape)
+            out[MEL] = tf.transpose(out[MEL], list(range(rank - 2)) + [rank - 1, rank - 2])
         return out
 
     return parse

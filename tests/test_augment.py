@@ -262,8 +262,10 @@ def test_masks_set_exactly_the_planned_bands_and_frames(bank, batch, cfgs):
     # MFCC untouched unless mask_mfcc
     np.testing.assert_array_equal(got[F.MFCC].numpy(), plain[F.MFCC].numpy())
     got2, _ = augment.apply_plan(x, y, plan, bank, fc, dataclasses.replace(aug, mask_mfcc=True))
+    # The augmentation folds the dB factor into its DCT matrix: float32 rounding
+    # on MFCC values of up to a few hundred.
     np.testing.assert_allclose(
-        got2[F.MFCC].numpy(), F.mfcc_from_log_mel(got[F.MEL][..., 0], fc).numpy(), atol=1e-5
+        got2[F.MFCC].numpy(), F.mfcc_from_log_mel(got[F.MEL][..., 0], fc).numpy(), atol=2e-4
     )
 
 
@@ -382,17 +384,34 @@ def test_xla_compiled_augmentation_matches_plain_tensorflow(bank, batch, cfgs):
     assert xla[0][F.MFCC].shape == (B, fc.num_frames, fc.n_mfcc)
 
 
-def test_xla_cache_flag_is_added_unless_set_or_off(tmp_path):
+def test_time_major_input_gives_the_same_batch(bank, batch, cfgs):
+    """The pipeline hands the augmentation the mel time-major, as records store it."""
+    fc, aug = cfgs
+    x, y = batch
+    seed = tf.constant([5, 3])
+    band = augment.augment_batch(x, y, seed, fc, aug, bank, training=True)
+    time_major = {F.MEL: tf.transpose(x[F.MEL][..., 0], [0, 2, 1])}
+    tm = augment.augment_batch(time_major, y, seed, fc, aug, bank, training=True, time_major=True)
+    assert tm[0][F.MEL].shape == (B, fc.n_mels, fc.num_frames, 1)
+    for key in (F.MEL, F.MFCC):
+        np.testing.assert_array_equal(tm[0][key].numpy(), band[0][key].numpy())
+    for key in ("fake", "real"):
+        np.testing.assert_array_equal(tm[1][key].numpy(), band[1][key].numpy())
+
+
+def test_xla_cache_flag_is_opt_in(tmp_path):
     import deepwave_tf
 
     env = {"DEEPWAVE_XLA_CACHE": str(tmp_path / "xla"), "TF_XLA_FLAGS": "--tf_xla_auto_jit=0"}
     flags = deepwave_tf._xla_cache_flags(env)
     assert flags == f"--tf_xla_auto_jit=0 --tf_xla_persistent_cache_directory={tmp_path / 'xla'}"
     assert (tmp_path / "xla").is_dir()
+    # Off unless asked for (TF 2.17 logs a protobuf "error" on every cache hit).
+    assert deepwave_tf._xla_cache_flags({}) is None
+    assert deepwave_tf._xla_cache_flags({"XDG_CACHE_HOME": str(tmp_path / "cache")}) is None
     assert deepwave_tf._xla_cache_flags({"DEEPWAVE_XLA_CACHE": "off"}) is None
-    own = {"TF_XLA_FLAGS": "--tf_xla_persistent_cache_directory=/elsewhere"}
+    own = {
+        "TF_XLA_FLAGS": "--tf_xla_persistent_cache_directory=/elsewhere",
+        "DEEPWAVE_XLA_CACHE": str(tmp_path / "mine"),
+    }
     assert deepwave_tf._xla_cache_flags(own) is None
-    home = deepwave_tf._xla_cache_flags({"XDG_CACHE_HOME": str(tmp_path / "cache")})
-    assert (
-        home == f"--tf_xla_persistent_cache_directory={tmp_path / 'cache' / 'deepwave_tf' / 'xla'}"
-    )

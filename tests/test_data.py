@@ -150,6 +150,48 @@ def test_deterministic_mode_repeats_batches_and_augmentation(sample_records, tin
     assert sum(x0[i].tobytes() in train_table for i in range(len(x0))) < len(x0)
 
 
+def band_layout_copy(src, dst):
+    """`src` rewritten as deepwave_tf wrote records before `mel_layout`: mel band-major."""
+    dst.mkdir()
+    manifest = records.read_manifest(src)
+    frames, n_mels = records.feature_config_from_manifest(manifest).mel_shape[::-1]
+    for names in manifest["shards"].values():
+        for name in names:
+            with tf.io.TFRecordWriter(str(dst / name)) as writer:
+                for blob in tf.data.TFRecordDataset(str(src / name)):
+                    ex = tf.train.Example.FromString(blob.numpy())
+                    mel = ex.features.feature[MEL].bytes_list.value
+                    time_major = np.frombuffer(mel[0], "<f4").reshape(frames, n_mels)
+                    mel[0] = np.ascontiguousarray(time_major.T).tobytes()
+                    writer.write(ex.SerializeToString())
+    del manifest["mel_layout"]
+    records.write_manifest(dst, manifest)
+    return dst
+
+
+def test_records_with_the_old_band_major_mel_give_the_same_batches(
+    sample_records, tiny_cfg, tmp_path
+):
+    old = band_layout_copy(sample_records, tmp_path / "old")
+    det = small_bank(
+        tiny_cfg.replace(data=dataclasses.replace(tiny_cfg.data, deterministic=True, batch_size=32))
+    )
+    mixed_val = det.replace(augment=dataclasses.replace(det.augment, val_mixing=True))
+    for cfg, split, training in (
+        (plain(tiny_cfg), "val", False),  # parsed band-major for the model
+        (det, "train", True),  # parsed time-major for the augmentation
+        (mixed_val, "val", False),
+    ):
+        new_x, new_y = collect(data.make_dataset(sample_records, split, cfg, training=training))
+        old_x, old_y = collect(data.make_dataset(old, split, cfg, training=training))
+        assert len(new_x) == len(old_x) > 0
+        for a, b in zip(new_x + new_y, old_x + old_y):
+            assert a.keys() == b.keys()
+            for k in a:
+                np.testing.assert_array_equal(a[k], b[k])
+        assert new_x[0][MEL].shape[1:] == (128, 313, 1)
+
+
 def test_training_epochs_differ(sample_records, tiny_cfg):
     cfg = small_bank(
         tiny_cfg.replace(data=dataclasses.replace(tiny_cfg.data, deterministic=True, batch_size=32))

@@ -101,9 +101,10 @@ def test_sample_manifest_fields(sample_records, tiny_cfg):
     manifest = records.read_manifest(sample_records)
     expected = {
         "name", "feature_config", "feature_hash", "compression", "with_waveform", "counts",
-        "shards", "stats", "split", "versions", "errors",
+        "shards", "stats", "split", "versions", "errors", "mel_layout",
     }  # fmt: skip
     assert expected <= set(manifest)
+    assert manifest["mel_layout"] == records.MEL_LAYOUT == "time"
     assert manifest["name"] == sample_records.name
     assert manifest["feature_hash"] == tiny_cfg.features.hash()
     records.check_manifest(manifest, tiny_cfg.features)
@@ -297,6 +298,14 @@ def test_resume_refuses_another_plan(tmp_path, sample_dir, tiny_cfg):
     prep.run(_small_cfg(tiny_cfg), data, out, progress=False)
     with pytest.raises(prep.PrepError, match=r"prep\.seed: 1125 -> 9.*without --resume"):
         prep.run(_small_cfg(tiny_cfg, seed=9), data, out, resume=True, progress=False)
+    # A run by a version that stored the mel band-major is not resumed with time-major shards.
+    plan_path = out / prep.STATE_DIR / prep.PLAN
+    plan = json.loads(plan_path.read_text())
+    del plan["mel_layout"]
+    plan["plan_hash"] = "an older plan"
+    plan_path.write_text(json.dumps(plan))
+    with pytest.raises(prep.PrepError, match=r"mel_layout: None -> 'time'.*without --resume"):
+        prep.run(_small_cfg(tiny_cfg), data, out, resume=True, progress=False)
 
 
 _KILL_WRAPPER = """

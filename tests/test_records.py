@@ -87,6 +87,45 @@ def test_serialize_round_trip_is_exact_with_waveform(tiny_cfg):
         records.make_parser(cfg, with_waveform=True)(tf.constant(plain))
 
 
+def test_mel_is_stored_time_major_and_parsed_in_either_layout(tiny_cfg):
+    cfg = dataclasses.replace(tiny_cfg.features, clip_seconds=0.1)
+    n_mels, frames = cfg.mel_shape
+    rng = np.random.default_rng(1)
+    feats = {
+        MFCC: rng.standard_normal(cfg.mfcc_shape).astype(np.float32),
+        MEL: rng.standard_normal(cfg.mel_shape).astype(np.float32),  # band-major, as computed
+    }
+    blob = records.serialize_example("x", feats, 1, 0)
+    example = tf.train.Example.FromString(blob)
+    stored = np.frombuffer(example.features.feature[MEL].bytes_list.value[0], "<f4")
+    assert records.MEL_LAYOUT == "time"
+    np.testing.assert_array_equal(stored.reshape(frames, n_mels), feats[MEL].T)
+
+    # Records written before the layout changed hold the mel band-major.
+    example.features.feature[MEL].bytes_list.value[0] = feats[MEL].astype("<f4").tobytes()
+    old = example.SerializeToString()
+    for layout, blob_ in (("time", blob), ("band", old)):
+        for batched in (False, True):
+            arg = tf.constant([blob_, blob_]) if batched else tf.constant(blob_)
+            lead = (2,) if batched else ()
+            band = records.make_parser(cfg, batched=batched, stored_layout=layout)(arg)[MEL]
+            time = records.make_parser(
+                cfg, batched=batched, stored_layout=layout, time_major_mel=True
+            )(arg)[MEL]
+            assert band.shape == lead + (n_mels, frames) and time.shape == lead + (frames, n_mels)
+            np.testing.assert_array_equal(band.numpy(), np.broadcast_to(feats[MEL], band.shape))
+            np.testing.assert_array_equal(time.numpy(), np.broadcast_to(feats[MEL].T, time.shape))
+    with pytest.raises(ValueError, match="stored_layout must be one of"):
+        records.make_parser(cfg, stored_layout="diagonal")
+
+
+def test_mel_layout_of_a_manifest():
+    assert records.mel_layout({"mel_layout": "time"}) == "time"
+    assert records.mel_layout({}) == "band"  # written before the manifest recorded it
+    with pytest.raises(records.ManifestError, match="unknown mel_layout 'diagonal'"):
+        records.mel_layout({"mel_layout": "diagonal"})
+
+
 def test_shard_name():
     assert records.shard_name("dev", "train", 3, 8) == "dev-train.tfrecord-00003-of-00008"
 
