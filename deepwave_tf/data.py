@@ -187,9 +187,7 @@ def make_dataset(
         if d.cache and not repeat:
             ds = ds.cache()
     else:
-        ds = ds.map(
-            _plain_graph(to_io), num_parallel_calls=AUTOTUNE, deterministic=deterministic
-        )
+        ds = ds.map(_plain_graph(to_io), num_parallel_calls=AUTOTUNE, deterministic=deterministic)
         if d.cache and not training and not repeat:
             ds = ds.cache()
 

@@ -151,7 +151,10 @@ def make_parser(
     spec = {k: v for k, v in feature_spec(with_waveform).items() if k not in skip}
     n_mels, frames = cfg.mel_shape
     stored_time_major = stored_layout == "time"
-    shapes = {MFCC: list(cfg.mfcc_shape), MEL: [frames, n_mels] if stored_time_major else [n_mels, frames]}
+    shapes = {
+        MFCC: list(cfg.mfcc_shape),
+        MEL: [frames, n_mels] if stored_time_major else [n_mels, frames],
+    }
     if with_waveform:
         shapes[WAVEFORM] = [cfg.num_samples]
     shapes = {k: v for k, v in shapes.items() if k in spec}
