@@ -532,8 +532,8 @@ def _mix_time_major_features(
     The log is natural (`features.power_to_ln`); its dB factor is folded
     into what reads it: the DCT matrix, the masks' mean and the final
     multiply, which XLA fuses with the caller's transpose. Written as
-    `power_to_db` then DCT, XLA writes the dB-scaled batch out once for each
-    reader, two extra passes over the data (benchmarks/bench_train.py).
+    `power_to_db` then DCT, XLA:CPU wrote the dB-scaled batch out once for
+    each reader: two extra passes over the data (seen in its HLO dump).
     """
     frames, n_mels = mel_db_tm.shape[1], mel_db_tm.shape[2]
     mixed = _mix_time_major(F.db_to_power(mel_db_tm), plan, bank)

@@ -223,9 +223,8 @@ def _window_fn(cfg: FeatureConfig):
     return window
 
 
-DB_PER_NEPER = 10.0 / math.log(
-    10.0
-)  # dB of power per natural-log unit: 10 log10(p) = DB_PER_NEPER ln(p)
+# dB of power per natural-log unit: 10 log10(p) = DB_PER_NEPER ln(p)
+DB_PER_NEPER = 10.0 / math.log(10.0)
 
 
 def power_to_db(power: tf.Tensor, cfg: FeatureConfig) -> tf.Tensor:
