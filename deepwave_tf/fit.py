@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import sys
 from collections.abc import Sequence
@@ -51,7 +50,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from deepwave_tf import data
+from deepwave_tf import data, records
 from deepwave_tf import model as model_lib
 from deepwave_tf.config import Config, ConfigError, add_config_arguments, load_config
 from deepwave_tf.features import LABEL_KEYS, MEL, MFCC
@@ -302,12 +301,6 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     raise ConfigError(f"--strategy {name!r} is not one of {STRATEGIES}")
 
 
-def _write_json(path: Path, obj: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
-
-
 def run(
     cfg: Config,
     records_dir: Path,
@@ -359,7 +352,7 @@ def run(
         "status": "running",
         "resumed": resuming,
     }
-    _write_json(run_dir / RUN_JSON, info)
+    records.write_json_atomic(run_dir / RUN_JSON, info)
 
     steps = cfg.train.steps_per_epoch or None
     train_ds = data.make_dataset(records_dir, "train", cfg, training=True, repeat=steps is not None)
@@ -400,7 +393,7 @@ def run(
         final_metrics=last,
         model_params=int(model.count_params()),
     )
-    _write_json(run_dir / RUN_JSON, info)
+    records.write_json_atomic(run_dir / RUN_JSON, info)
     write_hparams(
         cfg,
         run_dir / "tb",

@@ -417,6 +417,8 @@ class _ShardWriter:
         self.real += max(row.real, 0)
 
     def close(self) -> dict[str, Any]:
+        from deepwave_tf import records
+
         self.writer.close()
         info = {
             "shard": self.name,
@@ -429,7 +431,7 @@ class _ShardWriter:
             "errors": [list(e) for e in self.errors],
             "stats": self.stats.to_json() if self.stats is not None else None,
         }
-        _write_json_atomic(self.sidecar, info)
+        records.write_json_atomic(self.sidecar, info)
         self.temp.replace(self.final)
         return info
 
@@ -438,12 +440,6 @@ class _ShardWriter:
             self.writer.close()
         finally:
             self.temp.unlink(missing_ok=True)
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)
 
 
 def _complete_shard_info(out_dir: Path, name: str, plan_hash: str) -> dict[str, Any] | None:
@@ -587,7 +583,7 @@ def run(
     for stale in out_dir.glob(f"{name}-*{INCOMPLETE}"):
         stale.unlink()
     state.mkdir(exist_ok=True)
-    _write_json_atomic(state / PLAN, {"plan_hash": plan_hash, **plan})
+    records.write_json_atomic(state / PLAN, {"plan_hash": plan_hash, **plan})
     cfg.save(out_dir)
 
     # ---- decode, featurise, write ---------------------------------------- #

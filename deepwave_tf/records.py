@@ -193,10 +193,15 @@ def read_manifest(records_dir: str | Path) -> dict[str, Any]:
 def write_manifest(records_dir: str | Path, manifest: Mapping[str, Any]) -> Path:
     """Write atomically (temp file + rename)."""
     path = Path(records_dir) / MANIFEST
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    write_json_atomic(path, manifest)
     return path
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """`obj` as JSON at `path` via a temp file and a rename: readers never see half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
 
 
 def check_manifest(manifest: Mapping[str, Any], cfg: FeatureConfig, where: str = "") -> None:

@@ -67,7 +67,7 @@ from typing import Any
 import keras
 import keras_tuner as kt
 
-from deepwave_tf import data, fit
+from deepwave_tf import data, fit, records
 from deepwave_tf import model as model_lib
 from deepwave_tf.config import (
     Config,
@@ -517,10 +517,7 @@ def _trial_main(spec_path: Path) -> int:
             print(f"error: trial {trial}: the search process is gone", file=sys.stderr)
             return 1
         result = _train_trial(spec, spec_path)
-        out = Path(spec["result"])
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        tmp.replace(out)
+        records.write_json_atomic(Path(spec["result"]), result)
     except Exception as e:  # reported to the parent through stderr
         traceback.print_exc()
         print(f"error: trial {trial}: {type(e).__name__}: {e}", file=sys.stderr)
