@@ -274,16 +274,11 @@ class ExportConfig:
         _check_choice("export.aggregate", self.aggregate, ("max", "mean"))
 
 
-@dataclasses.dataclass(frozen=True)
-class Config:
-    features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
-    prep: PrepConfig = dataclasses.field(default_factory=PrepConfig)
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-    tune: TuneConfig = dataclasses.field(default_factory=TuneConfig)
-    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+class SectionedConfig:
+    """Methods shared by the top-level configs (audio `Config`, `text.config.TextConfig`).
+
+    A subclass is a frozen dataclass whose fields are the stage dataclasses (the TOML sections).
+    """
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {
@@ -294,8 +289,8 @@ class Config:
     def to_toml(self) -> str:
         return dump_toml(self.to_dict())
 
-    def replace(self, **sections: Any) -> Config:
-        """New Config with whole sections replaced: `cfg.replace(train=...)`."""
+    def replace(self, **sections: Any):
+        """New config with whole sections replaced: `cfg.replace(train=...)`."""
         return dataclasses.replace(self, **sections)
 
     def save(self, directory: str | Path) -> Path:
@@ -306,6 +301,18 @@ class Config:
         path = directory / "config.json"
         path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
         return path
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(SectionedConfig):
+    features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
+    prep: PrepConfig = dataclasses.field(default_factory=PrepConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    tune: TuneConfig = dataclasses.field(default_factory=TuneConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
 
 
 SECTIONS: dict[str, type] = {f.name: f.type for f in dataclasses.fields(Config)}
@@ -319,8 +326,13 @@ SECTIONS = {name: globals()[t] if isinstance(t, str) else t for name, t in SECTI
 def load_config(
     path: str | Path | None = None,
     overrides: Sequence[str] = (),
-) -> Config:
+    *,
+    root: type = Config,
+):
     """Load `path` (TOML; None = defaults only) and apply `section.key=value` overrides.
+
+    `root` is the top-level config class (default the audio `Config`; the text
+    model passes `TextConfig`): its fields are the known sections.
 
     Raises:
         ConfigError: unknown section or key (named), a value of the wrong type,
@@ -340,20 +352,28 @@ def load_config(
     for item in overrides:
         section, key, value = parse_override(item)
         raw.setdefault(section, {})[key] = value
-    return config_from_dict(raw, source=source)
+    return config_from_dict(raw, source=source, root=root)
 
 
-def config_from_dict(raw: dict[str, Any], source: str = "dict") -> Config:
+def config_from_dict(raw: dict[str, Any], source: str = "dict", *, root: type = Config):
+    """A `root` config (default the audio `Config`) from {section: {key: value}}."""
+    known = SECTIONS if root is Config else section_types(root)
     sections = {}
     for name, values in raw.items():
-        if name not in SECTIONS:
+        if name not in known:
             raise ConfigError(
-                f"unknown config section '{name}' in {source}; known: {', '.join(SECTIONS)}"
+                f"unknown config section '{name}' in {source}; known: {', '.join(known)}"
             )
         if not isinstance(values, dict):
             raise ConfigError(f"config section '{name}' in {source} must be a table")
-        sections[name] = _build_section(name, SECTIONS[name], values, source)
-    return Config(**sections)
+        sections[name] = _build_section(name, known[name], values, source)
+    return root(**sections)
+
+
+def section_types(root: type) -> dict[str, type]:
+    """{section name: stage dataclass} of a top-level config class."""
+    hints = typing.get_type_hints(root)
+    return {f.name: hints[f.name] for f in dataclasses.fields(root)}
 
 
 def parse_override(item: str) -> tuple[str, str, Any]:
@@ -463,13 +483,13 @@ def dump_toml(data: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def add_config_arguments(parser) -> None:
-    """The `--config` and `--set` arguments every CLI shares."""
+def add_config_arguments(parser, default: Path = CONFIG_DIR / "default.toml") -> None:
+    """The `--config` and `--set` arguments every CLI shares (`default`: the `--config` default)."""
     parser.add_argument(
         "--config",
         type=Path,
-        default=CONFIG_DIR / "default.toml",
-        help="TOML config (default: configs/default.toml)",
+        default=default,
+        help=f"TOML config (default: configs/{Path(default).name})",
     )
     parser.add_argument(
         "--set",
