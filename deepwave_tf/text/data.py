@@ -22,7 +22,6 @@ import numpy as np
 
 from deepwave_tf.text.config import TextDataConfig
 
-
 EXTRA = "\0extra"  # DictReader's key for fields beyond the header
 
 
@@ -193,6 +192,8 @@ def make_dataset(examples: TextExamples, cfg: TextDataConfig, *, training: bool)
         ds = tf.data.Dataset.from_tensor_slices((texts, targets))
     if training:
         ds = ds.shuffle(
-            min(cfg.shuffle_buffer, len(examples)) or 1, seed=cfg.seed, reshuffle_each_iteration=True
+            min(cfg.shuffle_buffer, len(examples)) or 1,
+            seed=cfg.seed,
+            reshuffle_each_iteration=True,
         )
     return ds.batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE)

@@ -165,9 +165,7 @@ def load_vectors(
                 )
             rows += 1
             if rows > count:
-                raise VectorsError(
-                    f"{path}:{lineno}: more rows than the header's COUNT = {count}"
-                )
+                raise VectorsError(f"{path}:{lineno}: more rows than the header's COUNT = {count}")
             word = line[:space]
             i = index.get(word)
             kind = 2
