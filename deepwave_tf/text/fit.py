@@ -196,6 +196,7 @@ def run(
         validation_data=data.make_dataset(val, cfg.data, training=False),
         epochs=cfg.train.epochs,
         callbacks=make_callbacks(cfg, run_dir),
+        shuffle=False,  # the dataset shuffles
         verbose=verbose,
     )
 
