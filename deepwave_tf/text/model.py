@@ -127,14 +127,14 @@ def load_model(run_dir: str | Path) -> keras.Model:
 
 
 def predict_logits(model: keras.Model, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-    """Logits `[N]` float32 of `texts` with a Keras model, in inference mode, batched."""
+    """Logits `[N]` float32 of `texts` with a Keras model, in inference mode, batched.
+
+    `model.predict` traces its predict step once per model; a fresh `tf.function`
+    per call would retrace every time.
+    """
     import tensorflow as tf
 
     if not len(texts):
         return np.zeros(0, np.float32)
-    infer = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    out = [
-        np.asarray(infer(tf.constant(list(texts[i : i + batch_size]), tf.string))).reshape(-1)
-        for i in range(0, len(texts), batch_size)
-    ]
-    return np.concatenate(out).astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices(tf.constant(list(texts), tf.string)).batch(batch_size)
+    return np.asarray(model.predict(ds, verbose=0), np.float32).reshape(-1)
