@@ -81,3 +81,10 @@ def test_cli_bad_vectors_and_config(tmp_path, capsys):
     assert "the vectors have 16 dimensions but model.embedding_dim = 300" in capsys.readouterr().err
     assert fit.main([*data, *vectors, "--set", "model.units=3"]) == 2
     assert "unknown config key 'model.units'" in capsys.readouterr().err
+
+
+def test_best_epoch_ties_go_to_the_first():
+    hist = {"val_auc": [0.9, 0.95, float("nan"), 0.95], "val_loss": [0.5, 0.3, 0.3, 0.4]}
+    assert fit._best_epoch(hist, "val_auc") == (2, 0.95)
+    assert fit._best_epoch(hist, "val_loss") == (2, 0.3)
+    assert fit._best_epoch({"val_auc": [float("nan")]}, "val_auc") == (None, None)

@@ -7,7 +7,7 @@ is an error naming it; `--set section.key=value` overrides.
 
 Example:
     cfg = load_text_config("configs/text.toml", overrides=["train.epochs=1"])
-    cfg.model.sequence_length_tokens  # 48
+    cfg.model.sequence_length_tokens  # 48 (configs/text.toml)
 """
 
 from __future__ import annotations

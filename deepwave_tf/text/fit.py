@@ -105,11 +105,14 @@ def _write_text_summaries(log_dir: Path, texts: dict[str, str]) -> None:
 
 
 def _best_epoch(history: dict[str, list[float]], monitor: str) -> tuple[int | None, float | None]:
+    """(1-based epoch, value) of the best `monitor` in a Keras history, or (None, None)."""
     values = history.get(monitor) or []
     finite = [(v, i) for i, v in enumerate(values) if np.isfinite(v)]
     if not finite:
         return None, None
-    v, i = (max if MONITORS[monitor] == "max" else min)(finite)
+    # Ties go to the earliest epoch: ModelCheckpoint(save_best_only) keeps the first.
+    sign = -1.0 if MONITORS[monitor] == "max" else 1.0
+    v, i = min(finite, key=lambda t: (sign * t[0], t[1]))
     return i + 1, float(v)
 
 
