@@ -15,6 +15,14 @@ from deepwave_tf.text.config import (
 )
 
 
+@pytest.mark.parametrize(
+    "path", sorted(DEFAULT_CONFIG.parent.glob("text*.toml")), ids=lambda p: p.name
+)
+def test_every_shipped_text_config_loads(path):
+    cfg = load_text_config(path)
+    assert isinstance(cfg, TextConfig) and load_text_config(path) == cfg
+
+
 def test_text_toml_and_overrides():
     cfg = load_text_config(DEFAULT_CONFIG, ["train.epochs=1", "model.embedding_trainable=true"])
     assert cfg.data.labels == ("book", "prompt")

@@ -100,9 +100,9 @@ def test_unlabelled_missing_file_and_tiny_class(tmp_path):
         split(read_csv(path, CFG), CFG)
 
 
-def test_numeric_labels_by_default(tmp_path):
-    ex = read_csv(write(tmp_path, "text,label\na,0\nb,1\nc, 1 \n"), TextDataConfig())
-    assert ex.targets.tolist() == [0, 1, 1]
+def test_numeric_labels_by_default_and_bom(tmp_path):
+    ex = read_csv(write(tmp_path, "\ufefftext,label\na,0\nb,1\nc, 1 \n"), TextDataConfig())
+    assert ex.targets.tolist() == [0, 1, 1] and ex.texts == ["a", "b", "c"]
 
 
 def test_make_dataset_batches(tmp_path):

@@ -81,7 +81,8 @@ def read_csv(path: str | Path, cfg: TextDataConfig, *, labelled: bool = True) ->
     texts: list[str] = []
     targets: list[int] = []
     lines: list[int] = []
-    with path.open(encoding="utf-8", newline="") as f:
+    # utf-8-sig: a byte-order mark (spreadsheet exports) is not part of the first column's name.
+    with path.open(encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f, restkey=EXTRA, restval=None)
         try:
             header = reader.fieldnames or []
