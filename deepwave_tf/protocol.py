@@ -147,9 +147,9 @@ def detection_metrics(fake: np.ndarray, score: np.ndarray) -> dict[str, float]:
 
     Returns `{"eer", "auc", "n_fake", "n_real"}`; EER/AUC are NaN when a class is missing.
     """
-    from deepwave_tf import metrics
-
     from scipy.stats import rankdata
+
+    from deepwave_tf import metrics
 
     fake = np.asarray(fake).astype(int)
     # Ranks mapped into (0, 1): the metrics take probabilities, EER and AUC only

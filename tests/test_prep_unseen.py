@@ -44,7 +44,9 @@ def _ids_by_split(out: Path) -> dict[str, dict[str, str]]:
 @pytest.fixture(scope="module")
 def held_out(tmp_path_factory, tiny_cfg, sample_dir):
     out = tmp_path_factory.mktemp("holdout") / "held"
-    result = prep.run(_cfg(tiny_cfg, holdout=HELD), sample_dir, out, progress=False, splits=["train"])
+    result = prep.run(
+        _cfg(tiny_cfg, holdout=HELD), sample_dir, out, progress=False, splits=["train"]
+    )
     assert result.exit_code == 0
     return out
 
@@ -211,7 +213,7 @@ def test_vocoded_copies(tmp_path, tiny_cfg, sample_dir, stubs):
     meta = _meta(sample_dir)
     splits = {s: _parsed(out, s, cfg) for s in ("train", "val")}
     n_copies = 0
-    for split, examples in splits.items():
+    for examples in splits.values():
         for i, ex in examples.items():
             if "~" not in i:
                 continue
@@ -224,7 +226,9 @@ def test_vocoded_copies(tmp_path, tiny_cfg, sample_dir, stubs):
             assert not np.array_equal(ex["mel"], examples[source]["mel"])
     # "picky" fails on clips under 3 s: recorded in errors.csv, the run went on
     picky_errors = [e for e in result.errors if e[0].endswith("~picky")]
-    assert picky_errors and all("vocode:picky failed: too short for picky" in e[2] for e in picky_errors)
+    assert picky_errors and all(
+        "vocode:picky failed: too short for picky" in e[2] for e in picky_errors
+    )
     with open(out / "errors.csv", newline="") as f:
         assert {r["id"] for r in csv.DictReader(f)} >= {e[0] for e in picky_errors}
     n_real = sum(r["label"] == "real" for r in meta.values() if r["split"] == "train")
@@ -262,13 +266,17 @@ def test_fold_never_vocodes_with_a_held_out_family(tmp_path, tiny_cfg, sample_di
         "dropped_held_out": ["world"],
         "copies_per_real": 1,
     }
-    ids = [i for s in ("train", "val", "unseen") for i, _ in records.read_ids_and_generators(out, s)]
+    ids = [
+        i for s in ("train", "val", "unseen") for i, _ in records.read_ids_and_generators(out, s)
+    ]
     assert not [i for i in ids if i.endswith("~world")]
     assert not [i for i, _ in records.read_ids_and_generators(out, "unseen") if "~" in i]
     assert "not vocoding with ['world']" in capsys.readouterr().err
 
 
-def test_augmented_views_keep_label_split_and_record_the_chain(tmp_path, tiny_cfg, sample_dir, stubs):
+def test_augmented_views_keep_label_split_and_record_the_chain(
+    tmp_path, tiny_cfg, sample_dir, stubs
+):
     cfg = _cfg(tiny_cfg, wavaug={"views_per_clip": 1})
     out = tmp_path / "views"
     prep.run(cfg, sample_dir, out, progress=False, splits=["train"])
