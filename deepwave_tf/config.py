@@ -265,8 +265,18 @@ class ModelConfig:
     dense_units: int = 64
     dropout: float = 0.3
     head: str = "multilabel"  # "multilabel" | "softmax"
+    # What feeds the head: "mfcc" (the BiLSTM), "mel" (the CNN), "stats" (per-band mean
+    # and std over time of the normalised log-mel and MFCC through one dense layer: what a
+    # linear model on those statistics keeps, which transfers to unseen generators).
+    branches: tuple[str, ...] = ("mfcc", "mel")
+    stats_units: int = 64
 
     def __post_init__(self):
+        unknown = [b for b in self.branches if b not in ("mfcc", "mel", "stats")]
+        if unknown or not self.branches or len(set(self.branches)) != len(self.branches):
+            raise ConfigError(
+                f"model.branches={list(self.branches)}: choose one or more of mfcc, mel, stats"
+            )
         _check_choice("model.activation", self.activation, ("relu", "gelu"))
         _check_choice("model.head", self.head, ("multilabel", "softmax"))
         _check_choice("model.lstm_pooling", self.lstm_pooling, ("last", "avg", "max", "avgmax"))
