@@ -499,7 +499,7 @@ def print_summary(result: dict[str, object], sources: list[Source]) -> None:
     if skipped:
         print(f"{len(skipped)} rows skipped:")
         for reason, n in Counter(
-            re.sub(r"[0-9.]+ s", "N s", r) for _, _, r in skipped
+            re.sub(r"[0-9]+\.[0-9]{2} s", "N s", r) for _, _, r in skipped
         ).most_common():
             print(f"  {n:>4}  {reason}")
 
