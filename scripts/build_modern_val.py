@@ -81,8 +81,11 @@ RESERVED_WORDS = (  # Debian packages and demo audio reserved for evaluation
     "lmms-common",
     "audiomentations",
 )
-# Already in the dev corpus.
+# Already in the dev corpus: coqui's LJSpeech test clips, whose 32 utterances
+# (LJ001-0001 .. LJ001-0032) are dev real clips; a demo page's copy of one of them (or
+# a vocoded copy) would be a seen utterance, so those file names are refused anywhere.
 DEV_CORPUS_PATHS = (("coqui-ai/tts", "tests/data/ljspeech"),)
+DEV_CORPUS_UTTERANCE = re.compile(r"LJ001-00(0[1-9]|[12][0-9]|3[0-2])(?![0-9])")
 
 # Normalisation constants (deepwave-dev README, "Normalisation").
 MID_RATE_HZ = 16_000
@@ -143,6 +146,8 @@ def reserved_reason(repo: str, path: str) -> str | None:
     for dev_repo, dev_path in DEV_CORPUS_PATHS:
         if key == dev_repo and path.strip().lower().startswith(dev_path):
             return f"{repo}/{path} is already in the dev corpus"
+    if DEV_CORPUS_UTTERANCE.search(path):
+        return f"{repo}/{path} is an LJSpeech utterance already in the dev corpus"
     return None
 
 

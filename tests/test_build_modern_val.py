@@ -165,6 +165,7 @@ def test_parse_sources_empty_field_and_duplicate(bmv):
         ("resemble-ai/Resemblyzer", "audio_data/x.flac"),
         ("someone/mirror", "debian/sonic-pi-samples/ambi_drone.flac"),
         ("coqui-ai/TTS", "tests/data/ljspeech/wavs/LJ001-0001.wav"),
+        ("someone/vocoder-demo", "wav/gt/LJ001-0029.wav"),
     ],
 )
 def test_parse_sources_refuses_reserved_sources(bmv, repo, path):
