@@ -316,8 +316,10 @@ def normalise_clip(audio: np.ndarray, rate_hz: int, rng: np.random.Generator) ->
     if rate_hz != MID_RATE_HZ:  # 2. 16 kHz, soxr HQ: band-limited to 8 kHz whatever the source
         x = soxr.resample(x, rate_hz, MID_RATE_HZ, quality="HQ")
     x = x - x.mean()  # 3. DC
-    if len(x) < round(MIN_SPEECH_SECONDS * MID_RATE_HZ) or np.max(np.abs(x)) < 1e-6:
-        raise ClipSkipped("silent or shorter than 2 s")
+    if np.max(np.abs(x), initial=0.0) < 1e-6:
+        raise ClipSkipped("silent")
+    if len(x) < round(MIN_SPEECH_SECONDS * MID_RATE_HZ):
+        raise ClipSkipped(f"only {len(x) / MID_RATE_HZ:.2f} s long (< {MIN_SPEECH_SECONDS} s)")
     hop = round(HOP_SECONDS * MID_RATE_HZ)
     frame = round(FRAME_SECONDS * MID_RATE_HZ)
     db = frame_db(x, MID_RATE_HZ)
@@ -490,8 +492,8 @@ def print_summary(result: dict[str, object], sources: list[Source]) -> None:
         print(f"{system:<28} {kind:<8} {label:<5} {c.get('clips', 0):>5} {c.get('skipped', 0):>7}")
         totals[label] += c.get("clips", 0)
         kinds[kind] += c.get("clips", 0)
-    n_fake_systems = sum(
-        1 for (_, _, lab), c in by_system.items() if lab == "fake" and c.get("clips")
+    n_fake_systems = len(
+        {name for (name, _, lab), c in by_system.items() if lab == "fake" and c.get("clips")}
     )
     repos = sorted({s.repo for s in sources})
     print(
