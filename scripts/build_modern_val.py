@@ -27,7 +27,9 @@ the whole 5 s (a shorter voice sits at a random offset, padded by that floor, ne
 digital zero); soxr HQ to 32 kHz; a random RMS of -32..-18 dBFS with the peak at most
 0.95; Ogg Vorbis quality 0.3 (libsndfile, `compression_level=0.7`, i.e. `-q:a 3`).
 Less than 2 s of speech: the row is skipped. Every random draw comes from a generator
-seeded by (seed, repo, path), so a clip does not change when rows are added.
+seeded by (seed, repo, path), so a clip does not change when rows are added; a rebuild gives
+the same csv files and bit-identical decoded audio (the .ogg bytes differ only in the Ogg stream
+serial number, which libsndfile draws at random).
 
 Unreadable, missing or too short files are skipped and reported, never fatal. The
 audio stays out of git (licences vary): only the source list and this script are
