@@ -184,12 +184,19 @@ def _codec_roundtrip(
     n = x.shape[0]
     xc = _resample(x.astype(np.float64), sample_rate_hz, codec_rate_hz)
     m = xc.shape[0]
+    if m == 0:  # shorter than one sample at the codec rate: nothing to encode
+        return _finish(x, n)
     peak = float(np.max(np.abs(xc)))
     headroom = 0.98 / peak if peak > 0.98 else 1.0  # the encoders clip at full scale
     yc = _encode_decode(xc * headroom, codec_rate_hz, fmt, subtype, **kwargs) / headroom
-    # A decoder that returns more than was encoded did not remove the encoder delay.
-    lag = uncompensated_delay if yc.shape[0] > m else 0
-    yc = _fit_length(yc[lag:].astype(np.float64), m)
+    # A decoder that returns more than was encoded may not have removed the encoder
+    # delay: keep whichever start (0 or the known delay) matches the input best.
+    yc = yc.astype(np.float64)
+    lag = 0
+    if yc.shape[0] > m and uncompensated_delay:
+        scores = [np.dot(_fit_length(yc[c:], m), xc) for c in (0, uncompensated_delay)]
+        lag = uncompensated_delay if scores[1] > scores[0] else 0
+    yc = _fit_length(yc[lag:], m)
     return _finish(_resample(yc, codec_rate_hz, sample_rate_hz), n)
 
 
@@ -396,7 +403,8 @@ def bandlimit(
     y = x
     for order, kind, cutoff in zip(orders, ("lowpass", "highpass"), (low, high)):
         sos = signal.butter(int(order), cutoff, btype=kind, fs=sample_rate_hz, output="sos")
-        y = signal.sosfiltfilt(sos, y)
+        # scipy's default edge padding (3 x (2 x sections + 1)), shortened for a tiny clip
+        y = signal.sosfiltfilt(sos, y, padlen=min(3 * (2 * len(sos) + 1), y.shape[0] - 1))
     return _finish(y, x.shape[0])
 
 
