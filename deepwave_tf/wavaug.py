@@ -219,10 +219,26 @@ def rawboost_lnl(waveform: np.ndarray, sample_rate_hz: int, rng: np.random.Gener
         `[n]` float32, peak <= 1.
     """
     x = _check_input(waveform).astype(np.float64)
-    y = np.zeros_like(x)
-    for k in range(1, _RB_ORDER + 1):
-        gain_db = 0.0 if k == 1 else rng.uniform(*_RB_NONLINEAR_DB)
-        y += _fir_aligned(x**k, _multiband_fir(rng, sample_rate_hz, gain_db))
+    from scipy import fft
+
+    n = x.shape[0]
+    filters = [
+        _multiband_fir(rng, sample_rate_hz, 0.0 if k == 1 else rng.uniform(*_RB_NONLINEAR_DB))
+        for k in range(1, _RB_ORDER + 1)
+    ]
+    # The filters are linear: sum the five filtered powers in one frequency-domain
+    # pass (one FFT per power, one inverse) instead of five convolutions. Each
+    # odd-length linear-phase filter is centred in a common odd length, so that
+    # one crop removes every filter's delay.
+    taps = max(b.shape[0] for b in filters)
+    size = fft.next_fast_len(n + taps - 1, real=True)
+    spectrum = np.zeros(size // 2 + 1, dtype=np.complex128)
+    power = np.ones_like(x)
+    for b in filters:
+        power = power * x
+        side = (taps - b.shape[0]) // 2
+        spectrum += fft.rfft(power, size) * fft.rfft(np.pad(b, (side, side)), size)
+    y = fft.irfft(spectrum, size)[(taps - 1) // 2 : (taps - 1) // 2 + n]
     y -= y.mean()
     rms_in, rms_out = np.sqrt(np.mean(x**2)), np.sqrt(np.mean(y**2))
     if rms_out > 0:

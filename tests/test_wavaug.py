@@ -71,9 +71,10 @@ def test_contract(signals, name, which):
 
 
 @pytest.mark.parametrize("name", sorted(wavaug.AUGMENTS))
-def test_silence_and_full_scale_stay_in_bounds(name):
+def test_silence_full_scale_and_tiny_clips_stay_in_bounds(name):
     _usable(name)
-    for x in (np.zeros(RATE, np.float32), np.sign(_synthetic(1.0)).astype(np.float32)):
+    tiny = [_synthetic(1.0)[:n] for n in (1, 50)]  # under one sample at 8 kHz; under filtfilt's pad
+    for x in (np.zeros(RATE, np.float32), np.sign(_synthetic(1.0)).astype(np.float32), *tiny):
         y = wavaug.AUGMENTS[name](x, RATE, np.random.default_rng(0))
         assert y.shape == x.shape and np.all(np.isfinite(y)) and np.max(np.abs(y)) <= 1.0
 
