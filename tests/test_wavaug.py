@@ -114,6 +114,20 @@ def test_filters_and_resampling_stay_aligned(signals):
             assert abs(_lag(wavaug.AUGMENTS[name](x, RATE, np.random.default_rng(seed)), x)) <= 2
 
 
+def test_rawboost_lnl_filters_are_centred():
+    # Cross-correlation is ambiguous after LnL's narrow band-passes; an impulse is not:
+    # linear-phase filters with their delay removed answer symmetrically around it.
+    x = np.zeros(RATE // 4, np.float32)
+    centre = x.shape[0] // 2
+    x[centre] = 0.9
+    for seed in range(3):
+        y = wavaug.rawboost_lnl(x, RATE, np.random.default_rng(seed)).astype(np.float64)
+        half = 3000
+        np.testing.assert_allclose(
+            y[centre - half : centre], y[centre + half : centre : -1], atol=1e-6 * np.abs(y).max()
+        )
+
+
 @pytest.mark.parametrize("seed", range(3))  # random filter orders
 def test_bandlimit_removes_energy_outside_its_band(seed):
     x = np.random.default_rng(0).standard_normal(5 * RATE).astype(np.float32) * 0.1
