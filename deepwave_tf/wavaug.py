@@ -574,7 +574,9 @@ def _usable(names: Sequence[str]) -> list[str]:
     return list(names)
 
 
-def apply(name: str, waveform: np.ndarray, sample_rate_hz: int, rng: np.random.Generator):
+def apply(
+    name: str, waveform: np.ndarray, sample_rate_hz: int, rng: np.random.Generator
+) -> np.ndarray:
     """Run one augmentation by name (a clear error for an unknown or unavailable one)."""
     (name,) = _usable([name])
     return AUGMENTS[name](waveform, sample_rate_hz, rng)
@@ -604,7 +606,7 @@ def random_chain(
     if names is None:
         pool = [n for n, why in available().items() if why is None]
     else:
-        pool = _usable(names)
+        pool = _usable(list(dict.fromkeys(names)))  # each at most once per chain
     if not pool:
         raise ValueError("no augmentation to choose from")
     if max_ops < 1:

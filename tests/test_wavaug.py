@@ -179,6 +179,11 @@ def test_random_chain_reports_what_it_applied(signals):
     assert names == ["gain"]
     _, names = wavaug.random_chain(x, RATE, np.random.default_rng(0), max_ops=1)
     assert len(names) == 1
+    for seed in range(4):
+        _, names = wavaug.random_chain(
+            x, RATE, np.random.default_rng(seed), names=["gain", "gain", "reverb"], max_ops=3
+        )
+        assert sorted(names) in (["gain"], ["reverb"], ["gain", "reverb"])
 
 
 def test_unknown_name_is_a_clear_error(signals):
