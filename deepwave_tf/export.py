@@ -216,9 +216,9 @@ def build_archive(logits_model, cfg: Config, temperatures: np.ndarray, metadata_
         """`[batch, n_windows, num_samples]` -> `[batch, n_windows, 2]`.
 
         The windows of the whole batch go through the network WINDOW_CHUNK at
-        a time (a `tf.map_fn` loop), so an hour of audio needs no more memory
-        than a batch of WINDOW_CHUNK clips; the chunks are equal-sized so that
-        padding wastes less than one window per chunk.
+        a time (a `tf.map_fn` loop), so the network's activations stay those
+        of WINDOW_CHUNK clips however long the audio; the chunks are
+        equal-sized so that padding wastes less than one window per chunk.
         """
         shape = tf.shape(windows)
         flat = tf.reshape(windows, [-1, fcfg.num_samples])
