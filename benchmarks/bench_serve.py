@@ -196,6 +196,7 @@ def main(argv=None) -> int:
     p.add_argument("--max-seconds", type=float, default=60.0, help="seconds per level at most")
     p.add_argument("--rss-requests", type=int, default=5000)
     p.add_argument("--skip-score", action="store_true", help="only :predict")
+    p.add_argument("--rss-only", action="store_true", help="only the RSS run")
     args = p.parse_args(argv)
     levels = [int(c) for c in args.clients.split(",")]
 
@@ -214,7 +215,7 @@ def main(argv=None) -> int:
         if not args.skip_score:
             endpoints.append(("score", "/v1/models/deepwave:score", ogg, "audio/ogg"))
         rows, mean_batches = [], {}
-        for batching, max_batch in (("on", 32), ("off", 1)):
+        for batching, max_batch in () if args.rss_only else (("on", 32), ("off", 1)):
             with Server(export_dir, max_batch) as server:
                 for name, path, body, ctype in endpoints:
                     load(server.url + path, body, ctype, 2, 4, 30)  # warm the connections
@@ -245,62 +246,69 @@ def main(argv=None) -> int:
                             f"  {name} batching {batching}, {clients} clients: {rate:.1f} req/s",
                             flush=True,
                         )
-        table(
-            f"serve over loopback (load average now {os.getloadavg()[0]:.1f})",
-            [
-                "endpoint",
-                "batching",
-                "clients",
-                "requests",
-                "errors",
-                "req/s",
-                "p50 ms",
-                "p95 ms",
-                "p99 ms",
-                "mean batch",
-            ],
-            rows,
-        )
-
-        sizes = sorted({1, 32} | {max(1, round(b)) for b in mean_batches.values()})
-        direct = {b: direct_rate(export_dir, clip, b) for b in sizes}
-        table(
-            "direct in-process serving_default on decoded clips",
-            ["batch", "clips/s"],
-            [[b, direct[b]] for b in sizes],
-        )
-        ratio_rows = []
-        for row in rows:
-            name, batching, clients, rate, mean_batch = row[0], row[1], row[2], row[5], row[9]
-            b = max(1, round(mean_batch))
-            ratio_rows.append([name, batching, clients, b, rate, direct[b], rate / direct[b]])
-        table(
-            "server / direct at the same batch size",
-            ["endpoint", "batching", "clients", "batch", "server req/s", "direct clips/s", "ratio"],
-            ratio_rows,
-        )
-
+        if rows:
+            report_levels(export_dir, clip, rows, mean_batches)
         if args.rss_requests:
-            with Server(export_dir, 32) as server:
-                samples = [[0, server.rss_mb()]]
-                done = 0
-                start = time.perf_counter()
-                while done < args.rss_requests:
-                    n = min(500, args.rss_requests - done)
-                    load(
-                        server.url + endpoints[0][1], predict_body, "application/json", 32, n, 3600
-                    )
-                    done += n
-                    samples.append([done, server.rss_mb()])
-                    print(f"  {done} requests: RSS {samples[-1][1]:.0f} MB", flush=True)
-                wall = time.perf_counter() - start
-            table(
-                f"server RSS over {args.rss_requests} :predict requests, 32 clients, batching on "
-                f"({wall:.0f} s, load average now {os.getloadavg()[0]:.1f})",
-                ["requests", "RSS MB"],
-                samples,
-            )
+            rss_run(export_dir, predict_body, args.rss_requests)
     return 0
+
+
+def report_levels(export_dir: Path, clip: np.ndarray, rows: list, mean_batches: dict) -> None:
+    table(
+        f"serve over loopback (load average now {os.getloadavg()[0]:.1f})",
+        [
+            "endpoint",
+            "batching",
+            "clients",
+            "requests",
+            "errors",
+            "req/s",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "mean batch",
+        ],
+        rows,
+    )
+
+    sizes = sorted({1, 32} | {max(1, round(b)) for b in mean_batches.values()})
+    direct = {b: direct_rate(export_dir, clip, b) for b in sizes}
+    table(
+        "direct in-process serving_default on decoded clips",
+        ["batch", "clips/s"],
+        [[b, direct[b]] for b in sizes],
+    )
+    ratio_rows = []
+    for row in rows:
+        name, batching, clients, rate, mean_batch = row[0], row[1], row[2], row[5], row[9]
+        b = max(1, round(mean_batch))
+        ratio_rows.append([name, batching, clients, b, rate, direct[b], rate / direct[b]])
+    table(
+        "server / direct at the same batch size",
+        ["endpoint", "batching", "clients", "batch", "server req/s", "direct clips/s", "ratio"],
+        ratio_rows,
+    )
+
+
+def rss_run(export_dir: Path, predict_body: bytes, requests: int) -> None:
+    with Server(export_dir, 32) as server:
+        samples = [[0, server.rss_mb()]]
+        done = 0
+        start = time.perf_counter()
+        while done < requests:
+            n = min(500, requests - done)
+            url = server.url + "/v1/models/deepwave:predict"
+            load(url, predict_body, "application/json", 32, n, 3600)
+            done += n
+            samples.append([done, server.rss_mb()])
+            print(f"  {done} requests: RSS {samples[-1][1]:.0f} MB", flush=True)
+        wall = time.perf_counter() - start
+    table(
+        f"server RSS over {requests} :predict requests, 32 clients, batching on "
+        f"({wall:.0f} s, load average now {os.getloadavg()[0]:.1f})",
+        ["requests", "RSS MB"],
+        samples,
+    )
 
 
 if __name__ == "__main__":
