@@ -585,6 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from deepwave_tf.serving import ExportError
 
     try:
+        import orjson  # noqa: F401
         import prometheus_client  # noqa: F401
         import python_multipart  # noqa: F401  (starlette's form parser)
         import starlette  # noqa: F401

@@ -10,6 +10,7 @@ export unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -135,6 +136,12 @@ def _reject_constant(name: str):
 
 
 def parse_json(body: bytes) -> Any:
+    """The request's JSON. orjson parses a 5 s clip's 160,000 numbers ~4x faster than `json`;
+    a body it refuses is parsed again by `json` for a message that names the problem."""
+    import orjson
+
+    with contextlib.suppress(orjson.JSONDecodeError):
+        return orjson.loads(body)
     try:
         return json.loads(body, parse_constant=_reject_constant)
     except RequestError:
