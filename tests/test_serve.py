@@ -29,7 +29,11 @@ from deepwave_tf import predict
 from deepwave_tf.serve import ServeConfig, build_app
 from deepwave_tf.serve.batching import Batcher, QueueFull
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    # starlette 1.x suggests httpx2 for its TestClient; httpx works and is what we declare.
+    pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`"),
+]
 SR = 32000
 NAME = "deepwave"
 
