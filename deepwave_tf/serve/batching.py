@@ -157,11 +157,11 @@ class Batcher:
             items = [item for item in items if not item.future.done()]  # cancelled clients
             if not items:
                 continue
-            inputs = {
-                name: np.concatenate([item.inputs[name] for item in items])
-                for name in items[0].inputs
-            }
             try:
+                inputs = {
+                    name: np.concatenate([item.inputs[name] for item in items])
+                    for name in items[0].inputs
+                }
                 outputs = await loop.run_in_executor(self._executor, self._run, first.key, inputs)
             except Exception as e:  # the error belongs to the requests, not to the worker
                 for item in items:
