@@ -242,9 +242,13 @@ def build_app(cfg: ServeConfig, model=None):
                     f"server busy: {e}; retry later",
                     {"Retry-After": str(cfg.retry_after_seconds)},
                 )
-            except Exception as e:  # a bug of ours: log it, answer, keep serving
-                log.exception("unexpected error on %s", request.url.path)
-                response = error(500, f"internal error ({type(e).__name__})")
+            except Exception as e:
+                if type(e).__name__ == "InvalidArgumentError":  # TensorFlow refused the input
+                    message = str(getattr(e, "message", e)).strip().splitlines()[0]
+                    response = error(400, f"the model refused the input: {message}")
+                else:  # a bug of ours: log it, answer, keep serving
+                    log.exception("unexpected error on %s", request.url.path)
+                    response = error(500, f"internal error ({type(e).__name__})")
             metrics.observe(label, response.status_code, time.perf_counter() - start)
             return response
 
