@@ -616,15 +616,18 @@ def test_sigterm_on_the_real_process(export_dir):
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
             time.sleep(0.2)
+        import http.client
+        import json
+
         wav = (0.1 * np.random.default_rng(0).standard_normal(60 * SR)).astype(np.float32)
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            future = pool.submit(
-                httpx.post, base + url(":predict"), json={"inputs": wav.tolist()}, timeout=120
-            )
-            time.sleep(1.0)
-            proc.terminate()
-            answer = future.result()
-        assert answer.status_code == 200 and len(answer.json()["outputs"]["fake"]) == 1
+        body = json.dumps({"inputs": wav.tolist()}).encode()  # 40 MB: seconds to parse and score
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        # request() returns once the whole body is sent: the server is reading or parsing it.
+        conn.request("POST", url(":predict"), body, {"Content-Type": "application/json"})
+        proc.terminate()
+        answer = conn.getresponse()
+        assert answer.status == 200
+        assert len(json.loads(answer.read())["outputs"]["fake"]) == 1
         assert proc.wait(60) == 0
     finally:
         if proc.poll() is None:
