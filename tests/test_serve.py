@@ -335,8 +335,10 @@ def test_bad_input_is_a_4xx_that_names_the_problem(served, clips):
         # Still serving, and correctly.
         good = c.post(url(":score"), content=ogg)
         assert good.status_code == 200
-        want = predict.run(served.path, [clips["test"]], progress=False)[0]
-        assert good.json()["fake"] == pytest.approx(want.fake, abs=1e-6)
+        from deepwave_tf import audio
+
+        want = served.run(("serving_default",), {"waveform": audio.load(clips["test"], SR)[None]})
+        assert good.json()["fake"] == pytest.approx(float(want["fake"][0]), abs=1e-6)
         metrics = c.get("/metrics").text
         assert 'deepwave_request_errors_total{code="400",endpoint="predict"}' in metrics
         assert 'code="500"' not in metrics
