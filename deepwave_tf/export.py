@@ -7,10 +7,20 @@ writes `runs/NAME/export/TIMESTAMP/` (UTC, e.g. `20261125T121500Z`) with
 TensorFlow / TF Serving load it without keras, tensorflow-io or this package):
 
 - `serving_default(waveform: float32 [batch, samples])` -> `{"fake": [batch],
-  "real": [batch]}` calibrated probabilities. Audio is mono at the run's
-  `features.sample_rate_hz`, any length: `features.fix_length` crops or pads it
-  to `features.clip_seconds` inside the graph, then `features.compute_features`
-  (the same code prep ran), the logits network, and `sigmoid(logit / T)`.
+  "real": [batch]}` calibrated probabilities of whole clips. Audio is mono at
+  the run's `features.sample_rate_hz`, any length; a `[samples]` tensor is one
+  clip, any other rank fails with an assertion that says so, and float64 is
+  refused by TensorFlow's signature check (cast to float32). Inside the graph
+  (`features.frame_windows`) a clip no longer than `features.clip_seconds` is
+  zero-padded to one window; a longer one is cut into windows every
+  `export.window_hop_seconds` plus one ending at the clip's end. Each window
+  goes through `features.compute_features` (the same code prep ran), the
+  logits network and `sigmoid(logit / T)`, and the windows are combined per
+  output by `export.aggregate` (max or mean): what `predict` reports.
+- `windows(waveform)` -> `{"fake", "real", "start_s", "end_s"}`, each
+  `[batch, n_windows]`: the per-window probabilities and where each window
+  starts and ends in the clip (seconds), so a long recording shows *where* it
+  scores as fake.
 - `features(mfcc: [batch, frames, n_mfcc], mel: [batch, n_mels, frames])` ->
   the same outputs, for callers who computed the features themselves.
 - `metadata()` -> `{"json": string}`: the content of `assets/deepwave.json`
@@ -53,6 +63,7 @@ FORMAT = "deepwave_tf-export-1"
 PARITY_RECORDS = 4  # stored-feature clips checked after reloading
 PARITY_AUDIO = 3  # decoded source clips checked after reloading
 MIN_CALIBRATION_CLIPS = 100  # fewer validation clips get a warning
+WINDOW_CHUNK = 32  # windows per network call inside the graph (bounds memory on long audio)
 
 
 class ExportParityError(ExportError):
@@ -184,7 +195,7 @@ def fit_calibration(logits: np.ndarray, targets: np.ndarray, head: str) -> Calib
 # The export graph
 # --------------------------------------------------------------------------- #
 def build_archive(logits_model, cfg: Config, temperatures: np.ndarray, metadata_path: Path):
-    """An `ExportArchive` with the `serving_default`, `features` and `metadata` endpoints."""
+    """An `ExportArchive` with the `serving_default`, `windows`, `features` and `metadata` endpoints."""
     import keras
     import tensorflow as tf
 
@@ -192,32 +203,95 @@ def build_archive(logits_model, cfg: Config, temperatures: np.ndarray, metadata_
     from deepwave_tf.features import LABEL_KEYS, MEL, MFCC, WAVEFORM
 
     fcfg = cfg.features
+    hop = features.hop_samples(cfg.export.window_hop_seconds, fcfg)
     temps = tf.constant(np.asarray(temperatures, np.float32))
     asset = tf.saved_model.Asset(str(metadata_path))
 
-    def probabilities(mfcc, mel):
+    def stacked_probabilities(mfcc, mel):
         # The model takes mel with a channel axis; users and prep use [n_mels, frames].
         logits = logits_model({MFCC: mfcc, MEL: mel[..., None]}, training=False)
-        probs = tf.sigmoid(logits / temps)
-        return {key: probs[:, i] for i, key in enumerate(LABEL_KEYS)}
+        return tf.sigmoid(logits / temps)  # [batch, 2], columns = LABEL_KEYS
+
+    def window_probabilities(windows):
+        """`[batch, n_windows, num_samples]` -> `[batch, n_windows, 2]`.
+
+        The windows of the whole batch go through the network WINDOW_CHUNK at
+        a time (a `tf.map_fn` loop), so the network's activations stay those
+        of WINDOW_CHUNK clips however long the audio; the chunks are
+        equal-sized so that padding wastes less than one window per chunk.
+        """
+        shape = tf.shape(windows)
+        flat = tf.reshape(windows, [-1, fcfg.num_samples])
+        n = tf.shape(flat)[0]
+        chunks = tf.maximum((n + WINDOW_CHUNK - 1) // WINDOW_CHUNK, 1)
+        per_chunk = tf.maximum((n + chunks - 1) // chunks, 1)
+        flat = tf.pad(flat, [[0, chunks * per_chunk - n], [0, 0]])
+
+        def score(chunk):
+            feats = features.compute_features(chunk, fcfg)
+            return stacked_probabilities(feats[MFCC], feats[MEL])
+
+        probs = tf.map_fn(
+            score,
+            tf.reshape(flat, [chunks, per_chunk, fcfg.num_samples]),
+            fn_output_signature=tf.TensorSpec([None, len(LABEL_KEYS)], tf.float32),
+            parallel_iterations=1,
+        )
+        return tf.reshape(tf.reshape(probs, [-1, len(LABEL_KEYS)])[:n], [shape[0], shape[1], -1])
+
+    def as_batch(waveform):
+        """`[batch, samples]` as it is, `[samples]` (one clip) as `[1, samples]`, else a clear error.
+
+        The signature's input has no declared rank on purpose: a declared
+        `[None, None]` is not enforced when a signature is called (nor by TF
+        Serving), and grappler folds any rank check on it away, so a rank-1
+        tensor would fail deep inside with an error about slices or paddings.
+        """
+        rank = tf.rank(waveform)
+        check = tf.debugging.Assert(
+            tf.logical_or(tf.equal(rank, 1), tf.equal(rank, 2)),
+            [
+                "waveform must be float32 [batch, samples] (or [samples] for one clip), mono at "
+                f"{fcfg.sample_rate_hz} Hz; got a tensor of rank",
+                rank,
+            ],
+        )
+        with tf.control_dependencies([check]):
+            waveform = tf.identity(waveform)
+        return tf.reshape(waveform, [-1, tf.shape(waveform)[-1]])
 
     def serve_waveform(waveform):
-        feats = features.compute_features(waveform, fcfg)
-        return probabilities(feats[MFCC], feats[MEL])
+        windows, _, _ = features.frame_windows(as_batch(waveform), fcfg, hop)
+        probs = window_probabilities(windows)
+        if cfg.export.aggregate == "max":
+            combined = tf.reduce_max(probs, axis=1)
+        else:
+            combined = tf.reduce_mean(probs, axis=1)
+        return {key: combined[:, i] for i, key in enumerate(LABEL_KEYS)}
+
+    def serve_windows(waveform):
+        waveform = as_batch(waveform)
+        windows, start_s, end_s = features.frame_windows(waveform, fcfg, hop)
+        probs = window_probabilities(windows)
+        # Every output keeps the batch axis first (TF Serving's row format needs it).
+        batch = tf.shape(waveform)[:1]
+        out = {key: probs[:, :, i] for i, key in enumerate(LABEL_KEYS)}
+        out["start_s"] = tf.tile(start_s[None], tf.concat([batch, [1]], 0))
+        out["end_s"] = tf.tile(end_s[None], tf.concat([batch, [1]], 0))
+        return out
 
     def serve_features(mfcc, mel):
-        return probabilities(mfcc, mel)
+        probs = stacked_probabilities(mfcc, mel)
+        return {key: probs[:, i] for i, key in enumerate(LABEL_KEYS)}
 
     def metadata():
         return {"json": tf.io.read_file(asset.asset_path)}
 
+    waveform_spec = [tf.TensorSpec(None, tf.float32, name=WAVEFORM)]  # see as_batch
     archive = keras.export.ExportArchive()
     archive.track(logits_model)
-    archive.add_endpoint(
-        "serving_default",
-        serve_waveform,
-        [tf.TensorSpec([None, None], tf.float32, name=WAVEFORM)],
-    )
+    archive.add_endpoint("serving_default", serve_waveform, waveform_spec)
+    archive.add_endpoint("windows", serve_windows, waveform_spec)
     archive.add_endpoint(
         "features",
         serve_features,
@@ -287,7 +361,7 @@ def parity_inputs(records_dir: Path | None, cfg: Config) -> tuple[list, list]:
                 waveform_clips.append((f"audio {source / row['path']}", wav))
                 if len([n for n, _ in waveform_clips if n.startswith("audio")]) >= PARITY_AUDIO:
                     break
-    # Synthetic clips of several lengths exercise the crop / pad inside the graph.
+    # Synthetic clips of several lengths exercise the padding and windowing inside the graph.
     rng = np.random.default_rng(0)
     n = fcfg.num_samples
     t = np.arange(int(1.5 * n)) / sr
@@ -298,6 +372,10 @@ def parity_inputs(records_dir: Path | None, cfg: Config) -> tuple[list, list]:
         (
             "noise burst, 0.3 x clip length",
             (0.3 * rng.standard_normal(int(0.3 * n))).astype(np.float32),
+        ),
+        (
+            "noise, 2.7 x clip length (several windows)",
+            (0.1 * rng.standard_normal(int(2.7 * n))).astype(np.float32),
         ),
     ]
     return feature_clips, waveform_clips
@@ -320,7 +398,7 @@ def check_parity(
     """
     import tensorflow as tf
 
-    from deepwave_tf import features
+    from deepwave_tf import features, serving
     from deepwave_tf.features import LABEL_KEYS, MEL, MFCC
 
     loaded = tf.saved_model.load(str(export_dir))
@@ -346,10 +424,29 @@ def check_parity(
         )
         want = reference({k: v[None] for k, v in feats.items()})
         rows.append(("features", name, got[0], want[0]))
+    hop_seconds, how = cfg.export.window_hop_seconds, cfg.export.aggregate
+    sr = cfg.features.sample_rate_hz
     for name, wav in waveform_clips:
+        # The reference cuts the windows in numpy (serving.windows) and aggregates in numpy.
+        cut = serving.windows(wav, cfg.features, hop_seconds)
+        per_window = reference(features.compute_features(tf.constant(cut), cfg.features))
         got = stacked(loaded.signatures["serving_default"](waveform=tf.constant(wav[None])))
-        want = reference(features.compute_features(tf.constant(wav[None]), cfg.features))
-        rows.append(("serving_default", name, got[0], want[0]))
+        rows.append(("serving_default", name, got[0], serving.aggregate(per_window, how)))
+        out = loaded.signatures["windows"](waveform=tf.constant(wav[None]))
+        got_windows = stacked(out)[0]  # [n_windows, 2]
+        starts = serving.window_starts(len(wav), cfg.features.num_samples, round(hop_seconds * sr))
+        ends = [min(s + cfg.features.num_samples, len(wav)) for s in starts]
+        if got_windows.shape != per_window.shape or not (
+            np.allclose(out["start_s"].numpy()[0], np.asarray(starts) / sr, atol=1e-6)
+            and np.allclose(out["end_s"].numpy()[0], np.asarray(ends) / sr, atol=1e-6)
+        ):
+            raise ExportParityError(
+                f"reloaded export {export_dir}: 'windows' on {name} gives windows "
+                f"{np.round(out['start_s'].numpy()[0], 4).tolist()}-"
+                f"{np.round(out['end_s'].numpy()[0], 4).tolist()} s, expected starts "
+                f"{[round(s / sr, 4) for s in starts]} s"
+            )
+        rows.append(("windows", name, got_windows.ravel(), per_window.ravel()))
 
     worst = 0.0
     for endpoint, name, got, want in rows:
@@ -475,8 +572,11 @@ def run(
         },
         "signatures": {
             "serving_default": "waveform float32 [batch, samples] mono at "
-            f"{cfg.features.sample_rate_hz} Hz, any length (cropped/padded to "
-            f"{cfg.features.clip_seconds} s) -> fake, real [batch] calibrated probabilities",
+            f"{cfg.features.sample_rate_hz} Hz, any length (scored in "
+            f"{cfg.features.clip_seconds} s windows every {cfg.export.window_hop_seconds} s, "
+            f"combined by {cfg.export.aggregate}) -> fake, real [batch] calibrated probabilities",
+            "windows": "waveform as serving_default -> fake, real, start_s, end_s "
+            "[batch, windows]: every window's probabilities and its first and last second",
             "features": f"mfcc [batch, {cfg.features.num_frames}, {cfg.features.n_mfcc}], "
             f"mel (dB) [batch, {cfg.features.n_mels}, {cfg.features.num_frames}] -> fake, real",
             "metadata": "() -> json: this document",

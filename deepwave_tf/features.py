@@ -67,6 +67,59 @@ def fix_length(waveform: tf.Tensor, cfg: FeatureConfig) -> tf.Tensor:
     return tf.ensure_shape(fixed, waveform.shape[:-1].concatenate([target]))
 
 
+def hop_samples(hop_seconds: float, cfg: FeatureConfig) -> int:
+    """Hop between scoring windows in samples (at least 1)."""
+    return max(int(round(hop_seconds * cfg.sample_rate_hz)), 1)
+
+
+def window_starts(num_samples: tf.Tensor, cfg: FeatureConfig, hop: int) -> tf.Tensor:
+    """Start samples `[n_windows]` int32 of the scoring windows of a clip.
+
+    One window (start 0) when the clip fits in `cfg.num_samples`; otherwise
+    starts `0, hop, 2 hop, ...` while the window stays inside the clip, plus one
+    ending at the clip's end, so every sample is scored. The graph twin of
+    `serving.window_starts`.
+    """
+    size = cfg.num_samples
+    last = tf.maximum(tf.cast(num_samples, tf.int32) - size, 0)
+    starts = tf.range(0, last + 1, hop, dtype=tf.int32)
+    # Append `last` unless the regular grid already ends there.
+    extra = tf.cast(starts[-1] < last, tf.int32)
+    return tf.concat([starts, tf.fill([extra], last)], axis=0)
+
+
+def frame_windows(
+    waveform: tf.Tensor, cfg: FeatureConfig, hop: int
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Cut a batch of equal-length clips into scoring windows of `cfg.num_samples`.
+
+    A clip no longer than the window is one window, zero-padded as `fix_length`
+    pads (`cfg.pad`); a longer clip is never cropped: see `window_starts`.
+
+    Args:
+        waveform: `[batch, samples]` float32, any number of samples (0 allowed).
+        cfg: feature config (window = `cfg.num_samples`).
+        hop: samples between window starts (`hop_samples`).
+
+    Returns:
+        `(windows, start_s, end_s)`: `[batch, n_windows, cfg.num_samples]` float32,
+        and the windows' first and last second in the clip, `[n_windows]`
+        float32 each (a padded clip's window ends at the clip's end).
+    """
+    size = cfg.num_samples
+    length = tf.shape(waveform)[1]
+    missing = tf.maximum(size - length, 0)
+    before = missing // 2 if cfg.pad == "center" else tf.constant(0, tf.int32)
+    padded = tf.pad(waveform, [[0, 0], [before, missing - before]])
+    starts = window_starts(tf.shape(padded)[1], cfg, hop)
+    index = starts[:, None] + tf.range(size, dtype=tf.int32)[None, :]  # [n_windows, size]
+    windows = tf.gather(padded, index, axis=1)
+    rate = float(cfg.sample_rate_hz)
+    start_s = tf.cast(starts, tf.float32) / rate
+    end_s = tf.cast(tf.minimum(starts + size, length), tf.float32) / rate
+    return windows, start_s, end_s
+
+
 # --------------------------------------------------------------------------- #
 # Mel filterbank (Slaney scale and norm, as librosa.filters.mel)
 # --------------------------------------------------------------------------- #

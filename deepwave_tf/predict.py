@@ -14,6 +14,11 @@ clip's end, and the window probabilities are combined per output with
 present anywhere in the file?"; `mean` gives an average over the file
 instead). Shorter clips are zero-padded to one window, as in training.
 
+The windowing and the aggregation run inside the export (its `windows`
+signature), so `serving_default` called directly, TF Serving and `serve`
+give the same numbers; `--windows FILE` writes every window's scores
+(`path,start_s,end_s,fake,real`), to see *where* a long file scores as fake.
+
 Prints a table (path, seconds, windows, fake, real) and writes it to `--out`
 with an `error` column. Unreadable files are listed with the reason; the exit
 code is then 1 (2 for unusable arguments or model).
@@ -31,6 +36,7 @@ from pathlib import Path
 from deepwave_tf.audio import SUPPORTED_SUFFIXES
 
 OUT_COLUMNS = ("path", "seconds", "windows", "fake", "real", "error")
+WINDOW_COLUMNS = ("path", "start_s", "end_s", "fake", "real")
 
 
 class PredictError(ValueError):
@@ -75,6 +81,7 @@ def run(
     inputs: Sequence[str | Path],
     *,
     out: str | Path | None = None,
+    windows_out: str | Path | None = None,
     hop_seconds: float | None = None,
     how: str | None = None,
     batch_size: int = 32,
@@ -96,6 +103,8 @@ def run(
     )
     if out is not None:
         write_csv(Path(out), scores)
+    if windows_out is not None:
+        write_windows_csv(Path(windows_out), scores)
     return scores
 
 
@@ -109,6 +118,17 @@ def write_csv(out: Path, scores) -> None:
                 w.writerow([s.path, f"{s.seconds:.3f}", s.windows, repr(s.fake), repr(s.real), ""])
             else:
                 w.writerow([s.path, "", 0, "", "", s.error])
+
+
+def write_windows_csv(out: Path, scores) -> None:
+    """One row per window of every readable file: `path,start_s,end_s,fake,real`."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(WINDOW_COLUMNS)
+        for s in scores:
+            for start_s, end_s, fake, real in s.timeline:
+                w.writerow([s.path, f"{start_s:.3f}", f"{end_s:.3f}", repr(fake), repr(real)])
 
 
 def format_table(scores, width: int = 60) -> str:
@@ -145,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", type=Path, default=None, help="write the scores to this csv")
     parser.add_argument(
+        "--windows",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write every window's scores to this csv (path,start_s,end_s,fake,real)",
+    )
+    parser.add_argument(
         "--hop",
         type=float,
         default=None,
@@ -177,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.model,
             args.inputs,
             out=args.out,
+            windows_out=args.windows,
             hop_seconds=args.hop,
             how=args.aggregate,
             batch_size=args.batch_size,

@@ -1,19 +1,26 @@
-"""Using an export: load it, cut long clips into windows, score files in a tf.data pipeline.
+"""Using an export: load it, score files in a tf.data pipeline, keep the per-window timeline.
 
-Shared by `predict`, `submit` and `evaluate`, so all three score a file the same way:
+Shared by `predict`, `submit`, `evaluate` and `serve`, so all of them score a file the same way:
 
 1. decode (`audio.load`: any supported format, mono, resampled to the export's
    `sample_rate_hz`) in parallel `tf.numpy_function` maps;
-2. cut into windows of `clip_seconds` (see `windows`): a clip no longer than
-   the window is one window, zero-padded exactly as `features.fix_length` pads;
-   a longer clip gives windows starting every `hop_seconds`, plus one ending at
-   the clip's end, so every sample is scored;
-3. batch the windows to the SavedModel's `serving_default`;
-4. combine a file's window scores per output with `max` (default: "is a fake
-   voice present anywhere in the file?") or `mean`.
+2. call the export's `windows` signature on the decoded samples (consecutive
+   files of equal length share a call): inside the graph a clip no longer
+   than `clip_seconds` is one window, zero-padded exactly as
+   `features.fix_length` pads; a longer clip gives windows starting every
+   `export.window_hop_seconds`, plus one ending at the clip's end, so every
+   sample is scored (`features.frame_windows`);
+3. combine a file's window scores per output with `max` (default: "is a fake
+   voice present anywhere in the file?") or `mean`, as `serving_default`
+   does in the graph with the export's `export.aggregate`.
 
-For the challenge's 5 s test clips (= the window) steps 2 and 4 do nothing: a
-file is one call of `serving_default` on its decoded samples.
+`window_starts`, `windows` and `aggregate` below are the numpy reference of
+that graph code: the exporter's parity check compares the two, and they
+still score files with a hop other than the export's (`predict --hop`) or
+with an export made before the `windows` signature existed.
+
+For the challenge's 5 s test clips (= the window) steps 2 and 3 do nothing: a
+file is one window and its scores are the file's.
 """
 
 from __future__ import annotations
@@ -21,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +38,7 @@ from deepwave_tf.config import Config, FeatureConfig, config_from_dict
 
 METADATA_ASSET = "deepwave.json"
 SIGNATURE = "serving_default"
+WINDOWS_SIGNATURE = "windows"
 
 
 class ExportError(ValueError):
@@ -107,6 +114,8 @@ class ExportedModel:
         if SIGNATURE not in self._loaded.signatures:
             raise ExportError(f"{self.path} has no '{SIGNATURE}' signature")
         self._serve = self._loaded.signatures[SIGNATURE]
+        # Exports made before in-graph windowing have no `windows` signature.
+        self._windows = self._loaded.signatures.get(WINDOWS_SIGNATURE)
 
     def __call__(self, waveforms: Any) -> np.ndarray:
         """Probabilities `[batch, 2]` (columns = `labels`) of `[batch, samples]` float32 waveforms."""
@@ -115,9 +124,34 @@ class ExportedModel:
         out = self._serve(waveform=tf.convert_to_tensor(waveforms, tf.float32))
         return np.stack([out[k].numpy() for k in self.labels], axis=-1)
 
+    def window_scores(self, waveforms: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-window probabilities of equal-length clips, windowed inside the graph.
+
+        Args:
+            waveforms: `[batch, samples]` float32 at `features.sample_rate_hz`.
+
+        Returns:
+            `(probs [batch, n_windows, 2], start_s [n_windows], end_s [n_windows])`.
+        """
+        import tensorflow as tf
+
+        waveforms = np.asarray(waveforms, np.float32)
+        if self._windows is None:  # an older export: the numpy reference windows
+            hop = self.config.export.window_hop_seconds
+            probs = np.stack([self(windows(w, self.features, hop)) for w in waveforms])
+            start_s, end_s = window_times(waveforms.shape[1], self.features, hop)
+            return probs, start_s, end_s
+        out = self._windows(waveform=tf.constant(waveforms))
+        probs = np.stack([out[k].numpy() for k in self.labels], axis=-1)
+        return probs, out["start_s"].numpy()[0], out["end_s"].numpy()[0]
+
     @property
     def window_seconds(self) -> float:
         return self.features.clip_seconds
+
+    @property
+    def hop_seconds(self) -> float:
+        return self.config.export.window_hop_seconds
 
 
 def load_export(path: str | Path) -> ExportedModel:
@@ -167,6 +201,20 @@ def windows(waveform: np.ndarray, cfg: FeatureConfig, hop_seconds: float) -> np.
     )
 
 
+def window_times(
+    num_samples: int, cfg: FeatureConfig, hop_seconds: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """First and last second `([n_windows], [n_windows])` of each window in the clip.
+
+    A padded clip's single window ends at the clip's end.
+    """
+    sr = cfg.sample_rate_hz
+    hop = max(int(round(hop_seconds * sr)), 1)
+    starts = np.asarray(window_starts(num_samples, cfg.num_samples, hop), np.float64)
+    ends = np.minimum(starts + cfg.num_samples, num_samples)
+    return starts / sr, ends / sr
+
+
 def aggregate(scores: np.ndarray, how: str) -> np.ndarray:
     """`[n_windows, 2]` -> `[2]` by `max` or `mean` over windows."""
     if how == "max":
@@ -189,6 +237,8 @@ class FileScore:
     fake: float = math.nan
     real: float = math.nan
     error: str = ""
+    # (start_s, end_s, fake, real) of every window, in time order.
+    timeline: list[tuple[float, float, float, float]] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -210,22 +260,24 @@ def score_files(
     """Score every file; never raises for a bad file (its `FileScore.error` says why).
 
     Decoding runs in a parallel tf.data map (`tf.numpy_function` around
-    `audio.load`; libsndfile and soxr release the GIL), windows are unbatched
-    and re-batched to `batch_size` windows per SavedModel call.
+    `audio.load`; libsndfile and soxr release the GIL). Consecutive files of
+    the same length (the challenge's 5 s clips) share one call of the
+    export's `windows` signature, up to `batch_size` windows per call.
 
     Args:
         model: a loaded export.
         paths: audio files, any supported format and length.
-        batch_size: windows per call of `serving_default`.
+        batch_size: windows per SavedModel call (a longer file is one call).
         hop_seconds: hop between windows of long clips (default: the export's
-            `export.window_hop_seconds`).
+            `export.window_hop_seconds`, windowed in the graph; another hop
+            is cut in numpy by `windows` and scored window by window).
         how: window aggregation, "max" | "mean" (default: `export.aggregate`).
         workers: parallel decodes (default: tf.data AUTOTUNE).
         backend: `audio.load` backend.
         progress: show a tqdm bar.
 
     Returns:
-        One `FileScore` per path, in the order of `paths`.
+        One `FileScore` per path, in the order of `paths`, with its timeline.
     """
     import tensorflow as tf
     from tqdm import tqdm
@@ -233,59 +285,77 @@ def score_files(
     from deepwave_tf import audio
 
     fcfg = model.features
-    hop_seconds = model.config.export.window_hop_seconds if hop_seconds is None else hop_seconds
+    in_graph = hop_seconds is None or hop_seconds == model.hop_seconds
+    hop_seconds = model.hop_seconds if hop_seconds is None else hop_seconds
+    hop = max(int(round(hop_seconds * fcfg.sample_rate_hz)), 1)
     how = model.config.export.aggregate if how is None else how
     aggregate(np.zeros((1, 2)), how)  # validate now, not after decoding everything
     results = [FileScore(str(p)) for p in paths]
-    lock = threading.Lock()
 
     def decode(index):
         i = int(index)
         try:
             wav = audio.load(paths[i], fcfg.sample_rate_hz, backend)
-            cut = windows(wav, fcfg, hop_seconds)
-            seconds = wav.shape[0] / fcfg.sample_rate_hz
-            error = ""
+            results[i].seconds = wav.shape[0] / fcfg.sample_rate_hz
         except audio.AudioError as e:
-            cut, seconds, error = np.zeros((0, fcfg.num_samples), np.float32), math.nan, e.reason
+            wav, results[i].error = np.zeros(0, np.float32), e.reason
         except Exception as e:  # one odd file must never stop the run
-            cut, seconds = np.zeros((0, fcfg.num_samples), np.float32), math.nan
-            error = f"unexpected decode error ({type(e).__name__}: {e})"
-        with lock:
-            results[i].seconds, results[i].windows, results[i].error = seconds, len(cut), error
-        return cut, np.full(len(cut), i, np.int64)
+            wav = np.zeros(0, np.float32)
+            results[i].error = f"unexpected decode error ({type(e).__name__}: {e})"
+        return wav.astype(np.float32, copy=False), np.int64(i)
 
     def decode_map(index):
-        cut, owner = tf.numpy_function(decode, [index], (tf.float32, tf.int64), stateful=False)
-        cut.set_shape([None, fcfg.num_samples])
-        owner.set_shape([None])
-        return cut, owner
+        wav, owner = tf.numpy_function(decode, [index], (tf.float32, tf.int64), stateful=False)
+        wav.set_shape([None])
+        owner.set_shape([])
+        return wav, owner
 
+    def finish(i: int, probs: np.ndarray, start_s: np.ndarray, end_s: np.ndarray) -> None:
+        r = results[i]
+        r.windows = len(probs)
+        r.timeline = [
+            (float(s), float(e), float(p[0]), float(p[1])) for s, e, p in zip(start_s, end_s, probs)
+        ]
+        r.fake, r.real = (float(v) for v in aggregate(probs, how))
+
+    # Parallel decodes, results kept in file order (each file's error is set
+    # before its element is yielded).
     ds = tf.data.Dataset.range(len(results))
-    # Parallel decodes, results kept in file order; unbatch turns each file's
-    # [n_windows, samples] into n_windows elements (none for an unreadable file).
     ds = ds.map(decode_map, num_parallel_calls=workers or tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.unbatch()
-    ds = ds.batch(batch_size).prefetch(2)
+    ds = ds.prefetch(2)
 
-    per_file: dict[int, list[np.ndarray]] = {}
+    pending: list[tuple[int, np.ndarray]] = []  # equal-length decoded files awaiting a call
     bar = tqdm(total=len(results), unit="file", desc=desc, disable=not progress, dynamic_ncols=True)
-    done = 0
+
+    def flush() -> None:
+        if pending:
+            probs, start_s, end_s = model.window_scores(np.stack([w for _, w in pending]))
+            for (i, _), p in zip(pending, probs):
+                finish(i, p, start_s, end_s)
+            bar.update(len(pending))
+            pending.clear()
+
     try:
-        for cut, owner in ds:
-            probs = model(cut)
-            owner = owner.numpy()
-            for i, p in zip(owner, probs):
-                per_file.setdefault(int(i), []).append(p)
-            # Files arrive in order: every file before the last owner is complete.
-            finished = int(owner[-1])
-            bar.update(finished - done)
-            done = finished
-        bar.update(len(results) - done)
+        for wav, owner in ds:
+            i, wav = int(owner), wav.numpy()
+            if results[i].error:
+                bar.update(1)
+                continue
+            if not in_graph:  # another hop than the export's: numpy windows
+                cut = windows(wav, fcfg, hop_seconds)
+                probs = np.concatenate(
+                    [model(cut[k : k + batch_size]) for k in range(0, len(cut), batch_size)]
+                )
+                finish(i, probs, *window_times(len(wav), fcfg, hop_seconds))
+                bar.update(1)
+                continue
+            n_windows = len(window_starts(len(wav), fcfg.num_samples, hop))
+            if pending and (
+                len(wav) != len(pending[0][1]) or (len(pending) + 1) * n_windows > batch_size
+            ):
+                flush()
+            pending.append((i, wav))
+        flush()
     finally:
         bar.close()
-    for i, r in enumerate(results):
-        if r.ok:
-            scores = aggregate(np.stack(per_file[i]), how)
-            r.fake, r.real = float(scores[0]), float(scores[1])
     return results

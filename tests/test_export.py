@@ -267,6 +267,73 @@ def test_serving_default_any_length_and_batch(export_dir):
     np.testing.assert_allclose(batch, single, atol=1e-6)
 
 
+def test_long_waveform_is_windowed_in_the_graph(export_dir, metadata):
+    """serving_default on 11.5 s = the numpy windows' scores combined by export.aggregate;
+    `windows` returns those per-window scores with their times (not the centre 5 s)."""
+    import tensorflow as tf
+
+    from deepwave_tf import serving
+    from deepwave_tf.config import config_from_dict
+
+    cfg = config_from_dict(metadata["config"])
+    sr, size = cfg.features.sample_rate_hz, cfg.features.num_samples
+    loaded = tf.saved_model.load(str(export_dir))
+    rng = np.random.default_rng(7)
+    # Loud noise in the first 2 s, a quiet tone after: the windows really differ.
+    t = np.arange(int(11.5 * sr)) / sr
+    wav = np.where(t < 2.0, 0.5 * rng.standard_normal(t.size), 0.05 * np.sin(2 * np.pi * 220 * t))
+    wav = wav.astype(np.float32)
+    cut = serving.windows(wav, cfg.features, cfg.export.window_hop_seconds)
+    assert cut.shape == (4, size)  # starts 0, 2.5, 5, 6.5 s
+    serve = loaded.signatures["serving_default"]
+    per_window = np.stack(
+        [serve(waveform=tf.constant(cut))[k].numpy() for k in ("fake", "real")], -1
+    )
+    assert np.ptp(per_window[:, 0]) > 1e-3
+    whole = serve(waveform=tf.constant(wav[None]))
+    np.testing.assert_allclose(
+        [whole["fake"].numpy()[0], whole["real"].numpy()[0]],
+        per_window.max(axis=0),  # export.aggregate = "max"
+        atol=1e-6,
+    )
+    out = loaded.signatures["windows"](waveform=tf.constant(np.stack([wav, wav[::-1]])))
+    assert {k: v.shape for k, v in out.items()} == {
+        k: (2, 4) for k in ("fake", "real", "start_s", "end_s")
+    }
+    np.testing.assert_allclose(out["fake"].numpy()[0], per_window[:, 0], atol=1e-6)
+    np.testing.assert_allclose(out["real"].numpy()[0], per_window[:, 1], atol=1e-6)
+    np.testing.assert_allclose(out["start_s"].numpy()[1], [0, 2.5, 5, 6.5], atol=1e-6)
+    np.testing.assert_allclose(out["end_s"].numpy()[1], [5, 7.5, 10, 11.5], atol=1e-6)
+    # A short clip: one padded window that ends where the clip ends.
+    short = loaded.signatures["windows"](waveform=tf.constant(wav[None, : sr // 2]))
+    assert short["start_s"].numpy().tolist() == [[0.0]]
+    assert short["end_s"].numpy().tolist() == [[0.5]]
+
+
+def test_waveform_rank_and_dtype_errors(export_dir):
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(export_dir))
+    wav = (0.1 * np.random.default_rng(3).standard_normal(40000)).astype(np.float32)
+    for name in ("serving_default", "windows"):
+        sig = loaded.signatures[name]
+        # [samples] is one clip, on purpose.
+        np.testing.assert_array_equal(
+            sig(waveform=tf.constant(wav))["fake"].numpy(),
+            sig(waveform=tf.constant(wav[None]))["fake"].numpy(),
+        )
+        for bad in (tf.constant(wav[None, None]), tf.constant(0.5)):
+            with pytest.raises(
+                tf.errors.InvalidArgumentError,
+                match=r"waveform must be float32 \[batch, samples\] \(or \[samples\] for one clip\)",
+            ):
+                sig(waveform=bad)
+        with pytest.raises(
+            tf.errors.InvalidArgumentError, match="expected to be a float tensor but is a double"
+        ):
+            sig(waveform=tf.constant(wav[None].astype(np.float64)))
+
+
 FRESH_PROCESS = """
 import json, sys
 import numpy as np
@@ -336,7 +403,10 @@ def test_saved_model_cli_lists_signatures(export_dir):
     for needle in (
         "signature_def['serving_default']",
         "inputs['waveform']",
-        "shape: (-1, -1)",
+        "shape: unknown_rank",
+        "signature_def['windows']",
+        "outputs['start_s']",
+        "outputs['end_s']",
         "signature_def['features']",
         "inputs['mfcc']",
         "shape: (-1, 313, 40)",

@@ -99,6 +99,34 @@ def test_long_clip_is_scored_in_windows_and_aggregated(model, audio_dir):
     assert hop5.windows == 3  # starts 0, 5, 6.5 s
 
 
+def test_predict_windows_csv_is_the_timeline(export_dir, audio_dir, tmp_path, model):
+    out = tmp_path / "windows.csv"
+    scores = predict.run(
+        export_dir,
+        [audio_dir / "long.wav", audio_dir / "short.flac"],
+        windows_out=out,
+        progress=False,
+    )
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["path", "start_s", "end_s", "fake", "real"]
+    long_rows = [r for r in rows if r["path"].endswith("long.wav")]
+    assert [(r["start_s"], r["end_s"]) for r in long_rows] == [
+        ("0.000", "5.000"),
+        ("2.500", "7.500"),
+        ("5.000", "10.000"),
+        ("6.500", "11.500"),
+    ]
+    assert [(r["start_s"], r["end_s"]) for r in rows if r["path"].endswith("short.flac")] == [
+        ("0.000", "2.000")
+    ]
+    # The file's score is the max over its windows, and equals serving_default on the whole file.
+    fake = [float(r["fake"]) for r in long_rows]
+    assert scores[0].fake == max(fake)
+    wav, _ = sf.read(audio_dir / "long.wav", dtype="float32")
+    assert model(wav[None])[0] == pytest.approx([scores[0].fake, scores[0].real], abs=1e-6)
+
+
 def test_expand_inputs(audio_dir, tmp_path, sample_dir):
     files = predict.expand_inputs([audio_dir])
     assert [p.relative_to(audio_dir).as_posix() for p in files] == [

@@ -1,0 +1,5 @@
+import sys
+
+from deepwave_tf.serve.app import main
+
+sys.exit(main())
