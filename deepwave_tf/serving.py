@@ -189,10 +189,18 @@ class FileScore:
     fake: float = math.nan
     real: float = math.nan
     error: str = ""
+    native_rate_hz: int | None = None  # the file's own sample rate (before resampling)
 
     @property
     def ok(self) -> bool:
         return not self.error
+
+    @property
+    def warning(self) -> str | None:
+        """`audio.low_rate_warning` for this file (a rate below 16 kHz), else None."""
+        from deepwave_tf import audio
+
+        return audio.low_rate_warning(self.path, self.native_rate_hz) if self.ok else None
 
 
 def score_files(
@@ -246,6 +254,7 @@ def score_files(
             cut = windows(wav, fcfg, hop_seconds)
             seconds = wav.shape[0] / fcfg.sample_rate_hz
             error = ""
+            results[i].native_rate_hz = audio.native_rate_hz(paths[i])
         except audio.AudioError as e:
             cut, seconds, error = np.zeros((0, fcfg.num_samples), np.float32), math.nan, e.reason
         except Exception as e:  # one odd file must never stop the run
