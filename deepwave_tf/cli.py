@@ -37,16 +37,16 @@ def quiet_tensorflow(environ: MutableMapping[str, str] = os.environ) -> None:
     """Hide TensorFlow's C++ INFO and WARNING lines unless the user chose a level.
 
     Without it a plain `python -m deepwave_tf.fit` prints the oneDNN and
-    cpu_feature_guard notices at start and "Local rendezvous is aborting with
-    status: OUT_OF_RANGE: End of sequence" at the end of every epoch's input
-    (the normal end of a tf.data pass). TensorFlow reads the variable when it
-    is first imported, so call this before that; errors still show. Set
-    `TF_CPP_MIN_LOG_LEVEL=0` to see everything.
+    cpu_feature_guard notices at start and, at the end of `fit`, "Local
+    rendezvous is aborting with status: OUT_OF_RANGE: End of sequence" (an
+    INFO line about the normal end of a tf.data pass). TensorFlow reads the
+    variable when it is first imported, so call this before that; errors
+    still show. Set `TF_CPP_MIN_LOG_LEVEL=0` to see everything.
     """
-    environ.setdefault(TF_LOG_ENV, "2")
     # absl's "All log messages before absl::InitializeLog() is called are
-    # written to STDERR" preamble comes with the first C++ line that passes
-    # the level above, so it goes with them.
+    # written to STDERR" preamble only comes with a C++ line that passes this
+    # level, so it goes with them.
+    environ.setdefault(TF_LOG_ENV, "2")
 
 
 def add_config_arguments(
