@@ -1,7 +1,14 @@
 """Train the two-input model on prepped records: `python -m deepwave_tf.fit`.
 
     python -m deepwave_tf.fit --records tfrecords/NAME --config configs/default.toml \\
-        --run-dir runs/NAME [--set train.epochs=1] [--strategy default|mirrored|multiworker]
+        --run-dir runs/NAME [--set train.epochs=1] [--strategy default|mirrored|multiworker] \\
+        [--overwrite]
+
+A run dir that holds a finished run is refused (`RunDirError`, before
+TensorFlow loads): training again would replace its model and history and
+add a second set of TensorBoard events. `--overwrite` removes what fit wrote
+there (`RUN_OUTPUTS`; exports are kept) and starts over. An interrupted run
+is not finished: the same command resumes it (below).
 
 Run directory (`run_dir`):
 - `config.json`, `config.toml`: the resolved config;

@@ -881,7 +881,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--splits", help="comma-separated csv files to read: train,test (default: present)"
     )
-    parser.add_argument("--resume", action="store_true", help="finish an interrupted run")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish an interrupted run (with the config it saved in OUT unless --config is given)",
+    )
     parser.add_argument("--strict", action="store_true", help="exit code 1 if any row is left out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser

@@ -13,7 +13,7 @@ from deepwave_tf import cli
 from deepwave_tf.config import CONFIG_DIR, Config, ConfigError, load_config
 
 REPO = CONFIG_DIR.parent
-CLI_MODULES = ("prep", "fit", "export", "predict", "submit", "evaluate")
+CLI_MODULES = ("prep", "fit", "tune", "export", "predict", "submit", "evaluate")
 
 
 def parse(argv, **kwargs):
@@ -84,3 +84,8 @@ def test_fit_help_and_usage_errors_answer_without_tensorflow():
     assert proc.stderr == ""
     proc = _python("-m", "deepwave_tf.predict", "--help")
     assert proc.returncode == 0 and "--set export.KEY=VALUE" in proc.stdout
+    proc = _python(
+        "-m", "deepwave_tf.tune", "--records", "r", "--run-dir", "d", "--set", "tune.x=1"
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("error: unknown config key 'tune.x' given with --set")
