@@ -377,12 +377,12 @@ def load_config(
             config_from_dict(from_file, source=str(path))  # typos anywhere in the file are errors
             from_file = {k: v for k, v in from_file.items() if k in sections}
         for name, values in from_file.items():
-            origins[name] = f"in {path}"
             if isinstance(values, dict) and isinstance(raw.get(name), dict):
-                raw[name].update(values)
+                raw[name].update(values)  # the base's other keys keep the base's origin
                 origins.update({f"{name}.{key}": f"in {path}" for key in values})
             else:
                 raw[name] = values
+                origins[name] = f"in {path}"
         if base is None:
             source = str(path)
     for item in overrides:

@@ -162,3 +162,10 @@ def test_base_and_sections_layer_over_a_trained_models_config(tmp_path):
     bad = {**model, "model": {**model["model"], "lstm_unitz": 1}}
     with pytest.raises(ConfigError, match=r"'model\.lstm_unitz' in runs/x/config\.json"):
         load_config(None, [], base=(bad, "runs/x/config.json"), sections=("export",))
+
+
+def test_a_bad_key_of_the_base_is_not_blamed_on_the_file(tmp_path):
+    path = tmp_path / "f.toml"
+    path.write_text("[model]\nlstm_units = 4\n")
+    with pytest.raises(ConfigError, match=r"'model\.lstm_unitz' in run/config\.json"):
+        load_config(path, base=({"model": {"lstm_unitz": 1}}, "run/config.json"))
