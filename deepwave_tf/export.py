@@ -564,6 +564,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cli.quiet_tensorflow()
+    try:  # --config/--set typos are reported before TensorFlow loads
+        load_config(args.config, args.overrides, sections=("export",), context="at export time")
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     from deepwave_tf.records import ManifestError
 
     try:
