@@ -111,14 +111,75 @@ class PrepConfig:
         8  # clips per feature batch (smaller = less CPU per clip: cache; bench_prep.py)
     )
     workers: int = 0  # decode threads; 0 = all cores
+    # Unseen-generator protocol: train rows whose `holdout_column` value is in `holdout`
+    # become the split "unseen" (never read by fit, tune or calibration), together with
+    # the real clips of their speakers and `holdout_real_fraction` of the other real clips
+    # (whole speakers), so the split measures held-out generators against held-out voices.
+    holdout_column: str = "generator"  # column of train.csv, else meta.csv
+    holdout: tuple[str, ...] = ()
+    holdout_real_fraction: float = 0.25
+    # Generator-disjoint validation: rows whose `holdout_column` value is listed here go
+    # to the val split only (with their speakers' real clips), so model selection and
+    # calibration see generators that training never saw.
+    val_holdout: tuple[str, ...] = ()
 
     def __post_init__(self):
         _check_choice("prep.backend", self.backend, ("soundfile", "tfio"))
         _check_choice("prep.compression", self.compression, ("", "GZIP", "ZLIB"))
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError("prep.val_fraction must be in [0, 1)")
+        if not 0.0 <= self.holdout_real_fraction < 1.0:
+            raise ConfigError("prep.holdout_real_fraction must be in [0, 1)")
+        both = sorted(set(self.holdout) & set(self.val_holdout))
+        if both:
+            raise ConfigError(f"prep.holdout and prep.val_holdout both list {both}")
+        if (self.holdout or self.val_holdout) and not self.holdout_column:
+            raise ConfigError("prep.holdout/val_holdout need prep.holdout_column")
         if self.num_shards < 1:
             raise ConfigError("prep.num_shards must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class VocodeConfig:
+    """Copy-synthesis fakes written by prep (`deepwave_tf/vocode.py`).
+
+    Each real clip of the train and val splits gets `copies_per_real` re-synthesised
+    copies, labelled fake, each by a different vocoder drawn (seeded) from `vocoders`.
+    Paired copies differ from their source only in how the audio was made (same
+    speaker, words and channel), which is the trace a detector should learn.
+    """
+
+    vocoders: tuple[str, ...] = ()
+    copies_per_real: int = 0
+
+    def __post_init__(self):
+        if self.copies_per_real < 0:
+            raise ConfigError("vocode.copies_per_real must be >= 0")
+        if self.copies_per_real and not self.vocoders:
+            raise ConfigError("vocode.copies_per_real > 0 needs vocode.vocoders")
+        if len(set(self.vocoders)) != len(self.vocoders):
+            raise ConfigError(f"vocode.vocoders lists a name twice: {list(self.vocoders)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class WavAugConfig:
+    """Augmented views written by prep (`deepwave_tf/wavaug.py`): channel shortcuts out.
+
+    Each train clip (both classes, vocoded copies included) gets `views_per_clip`
+    extra views, each through a random chain of 1..`max_ops` waveform augmentations
+    (codecs, RawBoost, band-limiting, resampling, gain, reverb) from `names`
+    ("" = all available). Same label, same split, same speaker as the clip.
+    """
+
+    views_per_clip: int = 0
+    names: tuple[str, ...] = ()
+    max_ops: int = 3
+
+    def __post_init__(self):
+        if self.views_per_clip < 0:
+            raise ConfigError("wavaug.views_per_clip must be >= 0")
+        if self.max_ops < 1:
+            raise ConfigError("wavaug.max_ops must be >= 1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,8 +265,18 @@ class ModelConfig:
     dense_units: int = 64
     dropout: float = 0.3
     head: str = "multilabel"  # "multilabel" | "softmax"
+    # What feeds the head: "mfcc" (the BiLSTM), "mel" (the CNN), "stats" (per-band mean
+    # and std over time of the normalised log-mel and MFCC through one dense layer: what a
+    # linear model on those statistics keeps, which transfers to unseen generators).
+    branches: tuple[str, ...] = ("mfcc", "mel")
+    stats_units: int = 64
 
     def __post_init__(self):
+        unknown = [b for b in self.branches if b not in ("mfcc", "mel", "stats")]
+        if unknown or not self.branches or len(set(self.branches)) != len(self.branches):
+            raise ConfigError(
+                f"model.branches={list(self.branches)}: choose one or more of mfcc, mel, stats"
+            )
         _check_choice("model.activation", self.activation, ("relu", "gelu"))
         _check_choice("model.head", self.head, ("multilabel", "softmax"))
         _check_choice("model.lstm_pooling", self.lstm_pooling, ("last", "avg", "max", "avgmax"))
@@ -278,6 +349,8 @@ class ExportConfig:
 class Config:
     features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
     prep: PrepConfig = dataclasses.field(default_factory=PrepConfig)
+    vocode: VocodeConfig = dataclasses.field(default_factory=VocodeConfig)
+    wavaug: WavAugConfig = dataclasses.field(default_factory=WavAugConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)

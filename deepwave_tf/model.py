@@ -67,6 +67,16 @@ class Column(layers.Layer):
         return {**super().get_config(), "index": self.index}
 
 
+@keras.saving.register_keras_serializable(package="deepwave_tf")
+class BandStatistics(layers.Layer):
+    """`[batch, time, bands]` -> `[batch, 2 * bands]`: mean and std over time per band."""
+
+    def call(self, x):
+        mean = ops.mean(x, axis=1)
+        std = ops.sqrt(ops.maximum(ops.mean(ops.square(x), axis=1) - ops.square(mean), 1e-8))
+        return ops.concatenate([mean, std], axis=-1)
+
+
 def _normalization(stats: Mapping[str, Any] | None, key: str, size: int, axis: int, name: str):
     """Fixed (non-adapted) normalisation from prep's train statistics."""
     if stats and key in stats:
@@ -108,8 +118,39 @@ def build_model(cfg: Config, stats: Mapping[str, Any] | None = None) -> keras.Mo
     mfcc_in = keras.Input(shape=f.mfcc_shape, name=MFCC)
     mel_in = keras.Input(shape=(*f.mel_shape, 1), name=MEL)
 
-    # MFCC branch: BiLSTM over time.
-    x = _normalization(stats, MFCC, f.n_mfcc, axis=-1, name="mfcc_norm")(mfcc_in)
+    vectors = []
+    mfcc_norm = _normalization(stats, MFCC, f.n_mfcc, axis=-1, name="mfcc_norm")(mfcc_in)
+    mel_norm = _normalization(stats, MEL, f.n_mels, axis=1, name="mel_norm")(mel_in)
+    if "mfcc" in m.branches:
+        vectors.append(_mfcc_branch(mfcc_norm, m))
+    if "mel" in m.branches:
+        vectors.append(_mel_branch(mel_norm, m))
+    if "stats" in m.branches:
+        # stats branch: per-band mean/std over time of both normalised inputs.
+        mel_t = layers.Permute((2, 1), name="mel_time_major")(
+            layers.Reshape(f.mel_shape, name="mel_squeeze")(mel_norm)
+        )
+        s = layers.Concatenate(name="band_stats")(
+            [BandStatistics(name="mel_stats")(mel_t), BandStatistics(name="mfcc_stats")(mfcc_norm)]
+        )
+        vectors.append(layers.Dense(m.stats_units, activation=m.activation, name="stats_dense")(s))
+
+    # head: concatenate -> dense -> two binary logits -> probabilities.
+    z = layers.Concatenate(name="concat")(vectors) if len(vectors) > 1 else vectors[0]
+    z = layers.Dense(m.dense_units, activation=m.activation, name="dense")(z)
+    if m.dropout > 0:
+        z = layers.Dropout(m.dropout, name="dropout")(z)
+    scores = layers.Dense(2, name="scores")(z)
+    logits = BinaryLogits(m.head, name=LOGITS)(scores)
+    outputs = {
+        key: layers.Activation("sigmoid", name=key)(Column(i, name=f"{key}_logit")(logits))
+        for i, key in enumerate(LABEL_KEYS)
+    }
+    return keras.Model({MFCC: mfcc_in, MEL: mel_in}, outputs, name=m.name)
+
+
+def _mfcc_branch(x, m):
+    """MFCC branch: BiLSTM over time -> `[batch, units]`."""
     if m.mfcc_time_pool > 1:
         x = layers.AveragePooling1D(m.mfcc_time_pool, padding="same", name="mfcc_time_pool")(x)
     for i in range(m.lstm_layers):
@@ -124,10 +165,11 @@ def build_model(cfg: Config, stats: Mapping[str, Any] | None = None) -> keras.Mo
         )(x)
     if m.lstm_pooling != "last":
         x = _global_pool(x, m.lstm_pooling, rank=1, name="mfcc_pool")
-    mfcc_vec = x
+    return x
 
-    # mel branch: Conv2D blocks over (mel band, frame).
-    y = _normalization(stats, MEL, f.n_mels, axis=1, name="mel_norm")(mel_in)
+
+def _mel_branch(y, m):
+    """mel branch: Conv2D blocks over (mel band, frame) -> `[batch, filters]`."""
     for i, filters in enumerate(m.conv_filters):
         y = layers.Conv2D(
             filters,
@@ -144,20 +186,7 @@ def build_model(cfg: Config, stats: Mapping[str, Any] | None = None) -> keras.Mo
         y = layers.Activation(m.activation, name=f"conv_{i}_{m.activation}")(y)
         if m.pool_size > 1:
             y = layers.MaxPooling2D(m.pool_size, padding="same", name=f"conv_{i}_pool")(y)
-    mel_vec = _global_pool(y, m.conv_pooling, rank=2, name="mel_pool")
-
-    # head: concatenate -> dense -> two binary logits -> probabilities.
-    z = layers.Concatenate(name="concat")([mfcc_vec, mel_vec])
-    z = layers.Dense(m.dense_units, activation=m.activation, name="dense")(z)
-    if m.dropout > 0:
-        z = layers.Dropout(m.dropout, name="dropout")(z)
-    scores = layers.Dense(2, name="scores")(z)
-    logits = BinaryLogits(m.head, name=LOGITS)(scores)
-    outputs = {
-        key: layers.Activation("sigmoid", name=key)(Column(i, name=f"{key}_logit")(logits))
-        for i, key in enumerate(LABEL_KEYS)
-    }
-    return keras.Model({MFCC: mfcc_in, MEL: mel_in}, outputs, name=m.name)
+    return _global_pool(y, m.conv_pooling, rank=2, name="mel_pool")
 
 
 def logits_model(model: keras.Model) -> keras.Model:

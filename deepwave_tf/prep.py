@@ -66,15 +66,29 @@ class PrepError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Row:
-    """One usable csv row: `fake`/`real` are 0/1 targets, or -1 for test clips."""
+    """One clip to write: `fake`/`real` are 0/1 targets, or -1 for test clips.
+
+    A derived row (a copy-synthesis fake or an augmented view of a csv row) has the
+    id `SOURCE~TAG`, the source's path and a `transform` (`vocode:NAME`,
+    `wavaug:K`, or both joined by `|`) applied to the decoded source.
+    """
 
     id: str
     path: str  # as written in the csv
     fake: int
     real: int
+    transform: str = ""
+    generator: str = ""  # how the clip was made (meta.csv's generator column), if known
 
     def resolve(self, data_dir: Path) -> Path:
         return data_dir / self.path
+
+    def plan_entry(self) -> list:
+        """What the shard plan records (and hashes) for this row."""
+        entry: list = [self.id, self.path, self.fake, self.real]
+        if self.transform or self.generator:
+            entry.append({"transform": self.transform, "generator": self.generator})
+        return entry
 
 
 class Task(NamedTuple):
@@ -270,6 +284,144 @@ def _take(rows: list[Row], mask: np.ndarray) -> list[Row]:
 
 
 # --------------------------------------------------------------------------- #
+# Held-out generators (unseen-generator protocol) and generator-disjoint val
+# --------------------------------------------------------------------------- #
+def load_column(
+    data_dir: Path, train_table: list[dict[str, str]], column: str, what: str
+) -> tuple[dict[str, str], str]:
+    """`(id -> value of column, source file)`: train.csv first, else meta.csv.
+
+    Raises:
+        PrepError: the column is in neither file (named, with `what` asked for it).
+    """
+    if train_table and column in train_table[0]:
+        return {r["id"]: r[column] for r in train_table}, TRAIN_CSV
+    meta_path = data_dir / META_CSV
+    if meta_path.is_file():
+        meta = read_csv_rows(meta_path, ["id"])
+        if meta and column in meta[0]:
+            return {r["id"]: r[column] for r in meta}, META_CSV
+    raise PrepError(
+        f"{what} needs column {column!r} (prep.holdout_column), which is in neither "
+        f"{data_dir / TRAIN_CSV} nor {data_dir / META_CSV}"
+    )
+
+
+def hold_out(
+    rows: list[Row],
+    values: dict[str, str],
+    groups: dict[str, str] | None,
+    held: Sequence[str],
+    real_fraction: float,
+    seed: int,
+    what: str,
+) -> tuple[list[Row], list[Row]]:
+    """Split off the rows whose value is in `held`, with held-out real voices beside them.
+
+    Moved: (1) every row whose `values[id]` is in `held`; (2) the real rows of their
+    speakers (`groups`), e.g. the LibriSpeech originals of WORLD copies; (3) whole
+    real speakers with no fake rows left behind, adding up to about `real_fraction`
+    of the real rows (seeded), so the held-out part pairs unseen generators with
+    unseen voices.
+
+    Returns:
+        `(kept, moved)`, each in csv order.
+
+    Raises:
+        PrepError: a name in `held` matches no row (the values present are listed).
+    """
+    present = collections.Counter(values.get(r.id, "") for r in rows)
+    unknown = [h for h in held if present[h] == 0]
+    if unknown:
+        known = ", ".join(sorted(v for v in present if v not in NO_GROUP))
+        raise PrepError(f"{what}: no train row has {unknown} (values present: {known})")
+    held = set(held)
+    group_of = (lambda r: groups.get(r.id, "")) if groups else (lambda r: "")
+    moved = np.array([values.get(r.id, "") in held for r in rows])
+    held_groups = {group_of(r) for r, m in zip(rows, moved) if m} - set(NO_GROUP)
+    for i, r in enumerate(rows):
+        if r.real == 1 and group_of(r) in held_groups:
+            moved[i] = True
+    if real_fraction > 0:
+        # Real speakers whose voice has no fake left in training (else the held-out
+        # reals would share a voice with training fakes).
+        fake_groups = {group_of(r) for r, m in zip(rows, moved) if not m and r.fake == 1}
+        candidates = [
+            i
+            for i, r in enumerate(rows)
+            if not moved[i] and r.real == 1 and group_of(r) not in fake_groups
+        ]
+        members: dict[str, list[int]] = collections.defaultdict(list)
+        for i in candidates:
+            g = group_of(rows[i])
+            members[f"group:{g}" if g not in NO_GROUP else f"id:{rows[i].id}"].append(i)
+        wanted = real_fraction * sum(r.real == 1 for r in rows) - sum(
+            rows[i].real == 1 for i in np.flatnonzero(moved)
+        )
+        keys = sorted(members)
+        for j in np.random.default_rng(seed).permutation(len(keys)):
+            if wanted < 0.5:
+                break
+            idx = members[keys[j]]
+            if len(idx) <= wanted + 0.5:
+                moved[idx] = True
+                wanted -= len(idx)
+    if moved.all():
+        raise PrepError(f"{what} would leave no training data")
+    return _take(rows, ~moved), _take(rows, moved)
+
+
+# --------------------------------------------------------------------------- #
+# Derived rows: copy-synthesis fakes and augmented views
+# --------------------------------------------------------------------------- #
+VOCODE, WAVAUG = "vocode", "wavaug"
+DERIVED_CACHE = ".derived"  # vocoded/augmented audio, kept across re-preps of the same dir
+
+
+def _row_rng(seed: int, key: str) -> np.random.Generator:
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def usable_vocoders(cfg: Config) -> tuple[tuple[str, ...], list[str]]:
+    """`(vocoders used, vocoders dropped)`: a fold never vocodes with a family it holds out."""
+    held = set(cfg.prep.holdout) | set(cfg.prep.val_holdout)
+    dropped = [v for v in cfg.vocode.vocoders if v in held]
+    return tuple(v for v in cfg.vocode.vocoders if v not in held), dropped
+
+
+def derive_rows(rows: list[Row], split: str, cfg: Config) -> list[Row]:
+    """The derived rows of one split, after its csv rows (which keep their positions).
+
+    train and val: `vocode.copies_per_real` copy-synthesis fakes of every real clip,
+    each with another vocoder drawn (seeded by id) from the usable vocoders.
+    train only: `wavaug.views_per_clip` augmented views of every clip, copies included.
+    Derived rows stay in their source's split, so val stays speaker-disjoint.
+    """
+    out: list[Row] = []
+    vocoders, _ = usable_vocoders(cfg)
+    k = min(cfg.vocode.copies_per_real, len(vocoders))
+    if k and split in ("train", "val"):
+        for r in rows:
+            if r.real != 1:
+                continue
+            chosen = _row_rng(cfg.prep.seed, f"{VOCODE}:{r.id}").choice(
+                len(vocoders), size=k, replace=False
+            )
+            for j in sorted(chosen):
+                name = vocoders[j]
+                out.append(Row(f"{r.id}~{name}", r.path, 1, 0, f"{VOCODE}:{name}"))
+    views = cfg.wavaug.views_per_clip
+    if views and split == "train":
+        base = list(rows) + out
+        for r in base:
+            for v in range(views):
+                transform = "|".join(t for t in (r.transform, f"{WAVAUG}:{v}") if t)
+                out.append(Row(f"{r.id}~aug{v}", r.path, r.fake, r.real, transform, r.generator))
+    return out
+
+
+# --------------------------------------------------------------------------- #
 # Shard plan
 # --------------------------------------------------------------------------- #
 def num_shards_for(n_split: int, n_reference: int, num_shards: int) -> int:
@@ -326,21 +478,151 @@ def _decode(path: Path, cfg: FeatureConfig, backend: str) -> np.ndarray | str:
         return f"unexpected decode error ({type(e).__name__}: {e})"
 
 
-def _decoded_in_order(
-    tasks: list[Task], data_dir: Path, cfg: Config, workers: int
-) -> Iterator[tuple[Task, np.ndarray | str]]:
-    """Decode `tasks` on a thread pool, yielding results in task order.
+def crop_np(waveform: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """The window of `waveform` that `fix_length_np` keeps, without the padding."""
+    length = waveform.shape[-1]
+    start = max(length - cfg.num_samples, 0) // 2 if cfg.crop == "center" else 0
+    return waveform[start : start + cfg.num_samples]
 
-    At most `window` files are in flight or waiting, so memory stays bounded.
+
+_DERIVE_VERSION = 1  # bump when a transform's output changes: cached audio is then redone
+_Q = float(1 << 23)  # derived audio is kept on a 24-bit grid: cached == freshly computed
+
+
+def _derive(
+    path: str,
+    transform: str,
+    row_id: str,
+    seed: int,
+    fcfg: FeatureConfig,
+    wcfg: Any,
+    backend: str,
+    cache_dir: str,
+) -> tuple[np.ndarray | str, str]:
+    """Decode a source clip and apply `transform`: `(fixed-length clip or reason, tag)`.
+
+    Runs in a worker process (vocoders are CPU-bound Python/C). The kept window is
+    cropped before the transform (less work), and the result is cached under
+    `cache_dir` by (transform, id, seed, source file size and mtime, window), so a
+    re-prep or `--resume` of the same directory does not redo it. `tag` says what
+    was applied: `vocode:NAME`, `wavaug:A,B,...`, joined by `+`.
+    """
+    import soundfile as sf
+
+    from deepwave_tf import audio
+
+    try:
+        st = os.stat(path)
+        source = [st.st_size, st.st_mtime_ns]
+    except OSError:
+        source = None
+    key_obj = [
+        _DERIVE_VERSION,
+        transform,
+        row_id,
+        seed,
+        fcfg.sample_rate_hz,
+        fcfg.num_samples,
+        fcfg.crop,
+        dataclasses.asdict(wcfg) if WAVAUG in transform else None,
+        source,
+    ]
+    key = hashlib.sha256(json.dumps(key_obj, sort_keys=True).encode()).hexdigest()[:32]
+    cached = Path(cache_dir) / key[:2] / (key + ".flac")
+    if source is not None and cached.is_file():
+        try:
+            ints, _ = sf.read(str(cached), dtype="int32")
+            tag = json.loads(cached.with_suffix(".json").read_text())["tag"]
+            return fix_length_np((ints >> 8).astype(np.float32) / _Q, fcfg), tag
+        except (OSError, RuntimeError, ValueError, KeyError):
+            pass  # unreadable cache entry: compute again
+    try:
+        clip = crop_np(audio.load(path, fcfg.sample_rate_hz, backend), fcfg)
+    except audio.AudioError as e:
+        return e.reason, ""
+    except audio.AudioBackendError:
+        raise
+    except Exception as e:  # never let one file crash the run
+        return f"unexpected decode error ({type(e).__name__}: {e})", ""
+    tags = []
+    for step in transform.split("|"):
+        kind, _, arg = step.partition(":")
+        rng = _row_rng(seed, f"{row_id}:{step}")
+        try:
+            if kind == VOCODE:
+                from deepwave_tf import vocode
+
+                clip = vocode.vocode(arg, clip, fcfg.sample_rate_hz, rng)
+                tags.append(step)
+            elif kind == WAVAUG:
+                from deepwave_tf import wavaug
+
+                clip, names = wavaug.random_chain(
+                    clip, fcfg.sample_rate_hz, rng, names=wcfg.names or None, max_ops=wcfg.max_ops
+                )
+                tags.append(f"{WAVAUG}:{','.join(names)}")
+            else:
+                return f"unknown transform {step!r}", ""
+        except Exception as e:  # a vocoder that fails on a clip: recorded, run goes on
+            reason = getattr(e, "reason", None) or f"{type(e).__name__}: {e}"
+            return f"{step} failed: {reason}", ""
+        clip = np.asarray(clip, np.float32)
+        if clip.ndim != 1 or not np.all(np.isfinite(clip)):
+            return f"{step} failed: output is not a finite mono waveform", ""
+    ints = np.round(np.clip(clip, -1.0, 1.0 - 1.0 / _Q) * _Q).astype(np.int32)
+    tag = "+".join(tags)
+    if source is not None:
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_name(cached.stem + f".{os.getpid()}.tmp.flac")
+            sf.write(str(tmp), ints << 8, fcfg.sample_rate_hz, subtype="PCM_24")
+            cached.with_suffix(".json").write_text(json.dumps({"tag": tag, "id": row_id}))
+            tmp.replace(cached)
+        except (OSError, RuntimeError):
+            pass  # a cache that cannot be written only costs time
+    return fix_length_np(ints.astype(np.float32) / _Q, fcfg), tag
+
+
+def _decoded_in_order(
+    tasks: list[Task], data_dir: Path, out_dir: Path, cfg: Config, workers: int
+) -> Iterator[tuple[Task, tuple[np.ndarray | str, str]]]:
+    """Decode `tasks` (derived rows: in worker processes), yielding results in task order.
+
+    Each result is `(fixed-length clip or reason, tag)`. At most `window` files are
+    in flight or waiting, so memory stays bounded.
     """
     window = max(2 * cfg.prep.batch_size, 4 * workers)
     pending: collections.deque = collections.deque()
+    derived = any(t.row.transform for t in tasks)
+    procs = None
+    if derived and workers > 1:
+        import multiprocessing
+
+        # spawn: the parent holds TensorFlow's threads, which fork would copy half-alive.
+        procs = concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn")
+        )
+    cache_dir = str(out_dir / DERIVED_CACHE)
     it = iter(tasks)
     with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
         try:
             for task in it:
                 path = task.row.resolve(data_dir)
-                pending.append((task, pool.submit(_decode, path, cfg.features, cfg.prep.backend)))
+                if task.row.transform:
+                    args = (
+                        str(path),
+                        task.row.transform,
+                        task.row.id,
+                        cfg.prep.seed,
+                        cfg.features,
+                        cfg.wavaug,
+                        cfg.prep.backend,
+                        cache_dir,
+                    )
+                    fut = (procs or pool).submit(_derive, *args)
+                else:
+                    fut = pool.submit(_decode_tagged, path, cfg.features, cfg.prep.backend)
+                pending.append((task, fut))
                 if len(pending) >= window:
                     t, fut = pending.popleft()
                     yield t, fut.result()
@@ -350,11 +632,23 @@ def _decoded_in_order(
         finally:
             for _, fut in pending:
                 fut.cancel()
+            if procs is not None:
+                procs.shutdown(wait=True, cancel_futures=True)
+
+
+def _decode_tagged(path: Path, cfg: FeatureConfig, backend: str) -> tuple[np.ndarray | str, str]:
+    return _decode(path, cfg, backend), ""
 
 
 # --------------------------------------------------------------------------- #
 # Writing
 # --------------------------------------------------------------------------- #
+def generator_family(generator: str) -> str:
+    """What per-generator counts group by: `piper+wavaug:mp3,gain` -> `piper+wavaug`."""
+    parts = [p.split(":", 1)[0] if p.startswith(f"{WAVAUG}:") else p for p in generator.split("+")]
+    return "+".join(p for p in parts if p) or "-"
+
+
 class _Stats:
     """Running float64 sums per MFCC coefficient and per mel band over all frames."""
 
@@ -408,11 +702,13 @@ class _ShardWriter:
         self.name, self.split, self.index, self.plan_hash = name, split, index, plan_hash
         self.writer = tf.io.TFRecordWriter(str(self.temp), options=cfg.prep.compression or None)
         self.count = self.fake = self.real = 0
+        self.generators: collections.Counter = collections.Counter()
         self.errors: list[tuple[str, str, str]] = []
         self.stats = _Stats(cfg.features) if split == "train" else None
 
-    def write(self, serialized: bytes, row: Row) -> None:
+    def write(self, serialized: bytes, row: Row, generator: str = "") -> None:
         self.writer.write(serialized)
+        self.generators[generator_family(generator)] += 1
         self.count += 1
         self.fake += max(row.fake, 0)
         self.real += max(row.real, 0)
@@ -429,6 +725,7 @@ class _ShardWriter:
             "count": self.count,
             "fake": self.fake,
             "real": self.real,
+            "generators": dict(sorted(self.generators.items())),
             "errors": [list(e) for e in self.errors],
             "stats": self.stats.to_json() if self.stats is not None else None,
         }
@@ -520,9 +817,46 @@ def run(
         table = read_csv_rows(inputs["train"], ["id", "path", "label"])
         rows, errs = parse_rows(table, TRAIN_CSV, labelled=True, seen=seen)
         errors += errs
+        rows = _with_generators(rows, data_dir, table)
         groups, column, source = load_groups(data_dir, table, cfg.prep.group_column)
-        train, val, method = split_train_val(rows, groups, cfg.prep.val_fraction, cfg.prep.seed)
+        p = cfg.prep
+        if p.holdout or p.val_holdout:
+            values, vsource = load_column(data_dir, table, p.holdout_column, "prep.holdout")
+            csv_digests[vsource] = _file_digest(data_dir / vsource)
+        if p.holdout:
+            rows, parts["unseen"] = hold_out(
+                rows, values, groups, p.holdout, p.holdout_real_fraction, p.seed, "prep.holdout"
+            )
+            split_info["holdout"] = {
+                "column": p.holdout_column,
+                "values": list(p.holdout),
+                "real_fraction": p.holdout_real_fraction,
+            }
+        if p.val_holdout:
+            train, val = hold_out(
+                rows, values, groups, p.val_holdout, p.val_fraction, p.seed + 1, "prep.val_holdout"
+            )
+            method = "generator"
+            split_info["val_holdout"] = {"column": p.holdout_column, "values": list(p.val_holdout)}
+        else:
+            train, val, method = split_train_val(rows, groups, p.val_fraction, p.seed)
         parts["train"], parts["val"] = train, val
+        for split in ("train", "val"):
+            parts[split] = parts[split] + derive_rows(parts[split], split, cfg)
+        used, dropped = usable_vocoders(cfg)
+        if cfg.vocode.copies_per_real:
+            split_info["vocode"] = {
+                "vocoders": list(used),
+                "dropped_held_out": dropped,
+                "copies_per_real": min(cfg.vocode.copies_per_real, len(used)),
+            }
+            if dropped:
+                print(
+                    f"prep: not vocoding with {dropped}: held out by prep.holdout/val_holdout",
+                    file=sys.stderr,
+                )
+        if cfg.wavaug.views_per_clip:
+            split_info["wavaug"] = dataclasses.asdict(cfg.wavaug)
         split_info.update(method=method, group_column=column if method == "group" else "")
         if method == "group":
             split_info["group_source"] = source
@@ -562,14 +896,15 @@ def run(
                 "group_column",
                 "num_shards",
                 "batch_size",
+                # only when used, so plans without them keep their hash
+                *(_HOLDOUT_KEYS if cfg.prep.holdout or cfg.prep.val_holdout else ()),
             )
         },
+        **({"vocode": dataclasses.asdict(cfg.vocode)} if cfg.vocode.copies_per_real else {}),
+        **({"wavaug": dataclasses.asdict(cfg.wavaug)} if cfg.wavaug.views_per_clip else {}),
         "csv_sha256": csv_digests,
         "shards": {
-            split: {
-                n: [[r.id, r.path, r.fake, r.real] for r in rows]
-                for n, rows in zip(names[split], s)
-            }
+            split: {n: [r.plan_entry() for r in rows] for n, rows in zip(names[split], s)}
             for split, s in shards.items()
         },
     }
@@ -613,11 +948,16 @@ def run(
 
     # ---- summarise -------------------------------------------------------- #
     counts: dict[str, dict[str, int]] = {}
+    by_generator: dict[str, dict[str, int]] = {}
     stat_parts = []
     for split, split_names in names.items():
         infos = [done[n] for n in split_names]
         counts[split] = {k: sum(i[k] for i in infos) for k in ("fake", "real")}
         counts[split] = {"total": sum(i["count"] for i in infos), **counts[split]}
+        gens: collections.Counter = collections.Counter()
+        for info in infos:
+            gens.update(info.get("generators", {}))
+        by_generator[split] = dict(sorted(gens.items()))
         for info in infos:
             errors += [tuple(e) for e in info["errors"]]
             if split == "train":
@@ -631,6 +971,7 @@ def run(
         "compression": cfg.prep.compression,
         "with_waveform": cfg.prep.store_waveform,
         "counts": counts,
+        "generators": by_generator,
         "shards": names,
         "stats": combine_stats(stat_parts) if stat_parts else None,
         "split": split_info,
@@ -687,16 +1028,16 @@ def _write_shards(
     # a generator; a tf.data map featurises `workers` batches at once, each with
     # single-threaded ops (no intra-op fan-out to synchronise: ~25% less CPU per
     # clip than one multi-threaded call); this thread serialises and writes.
-    batches: dict[int, list[tuple[Task, np.ndarray | str]]] = {}  # batch id -> its clips
+    batches: dict[int, list[tuple[Task, tuple[np.ndarray | str, str]]]] = {}  # id -> clips
     failure: list[BaseException] = []
     bar = tqdm(total=len(tasks), unit="clip", disable=not progress, dynamic_ncols=True)
 
     def batched_waveforms():
-        pending: list[tuple[Task, np.ndarray | str]] = []
+        pending: list[tuple[Task, tuple[np.ndarray | str, str]]] = []
 
         def emit():
             buffer = np.zeros((batch_size, fcfg.num_samples), np.float32)
-            for t, decoded in pending:
+            for t, (decoded, _) in pending:
                 if not isinstance(decoded, str):
                     buffer[t.position % batch_size] = decoded
             batch_id = pending[0][0].position // batch_size
@@ -705,7 +1046,7 @@ def _write_shards(
             return batch_id, buffer
 
         try:
-            for task, decoded in _decoded_in_order(tasks, data_dir, cfg, workers):
+            for task, decoded in _decoded_in_order(tasks, data_dir, out_dir, cfg, workers):
                 if pending and pending[0][0].position // batch_size != task.position // batch_size:
                     yield emit()
                 pending.append((task, decoded))
@@ -738,8 +1079,8 @@ def _write_shards(
             writer = _ShardWriter(out_dir, name, task.split, task.shard, plan_hash, cfg)
         return writer
 
-    def write_batch(clips: list[tuple[Task, np.ndarray | str]], mfcc: np.ndarray, mel: np.ndarray):
-        for t, decoded in clips:
+    def write_batch(clips, mfcc: np.ndarray, mel: np.ndarray):
+        for t, (decoded, tag) in clips:
             w = writer_for(t)
             if isinstance(decoded, str):
                 w.errors.append((t.row.id, t.row.path, decoded))
@@ -749,9 +1090,11 @@ def _write_shards(
             if w.stats is not None:
                 w.stats.add(feats[features.MFCC][None], feats[features.MEL][None])
             waveform = decoded if cfg.prep.store_waveform else None
-            w.write(
-                records.serialize_example(t.row.id, feats, t.row.fake, t.row.real, waveform), t.row
+            generator = "+".join(g for g in (t.row.generator, tag) if g)
+            example = records.serialize_example(
+                t.row.id, feats, t.row.fake, t.row.real, waveform, generator
             )
+            w.write(example, t.row, generator)
 
     try:
         for batch_id, out in dataset:
@@ -771,6 +1114,22 @@ def _write_shards(
     finally:
         bar.close()
     return written
+
+
+_HOLDOUT_KEYS = ("holdout_column", "holdout", "holdout_real_fraction", "val_holdout")
+
+
+def _with_generators(rows: list[Row], data_dir: Path, table: list[dict[str, str]]) -> list[Row]:
+    """Rows carrying their `generator` (train.csv or meta.csv), when a file has that column."""
+    try:
+        values, _ = load_column(data_dir, table, "generator", "generator")
+    except PrepError:
+        return rows
+    out = []
+    for r in rows:
+        g = values.get(r.id, "")
+        out.append(dataclasses.replace(r, generator=g) if g not in NO_GROUP else r)
+    return out
 
 
 def _find_inputs(data_dir: Path, splits: Sequence[str] | None) -> dict[str, Path]:
@@ -879,6 +1238,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val-fraction", type=float, help="overrides prep.val_fraction")
     parser.add_argument("--with-waveform", action="store_true", help="also store the waveform")
     parser.add_argument(
+        "--holdout-column", help="overrides prep.holdout_column (default: generator)"
+    )
+    parser.add_argument(
+        "--holdout",
+        help="comma-separated values of the holdout column whose train rows become the "
+        "'unseen' split (never trained or calibrated on), e.g. piper,world,griffinlim",
+    )
+    parser.add_argument(
+        "--val-holdout",
+        help="comma-separated values of the holdout column that go to val only "
+        "(generator-disjoint validation)",
+    )
+    parser.add_argument(
         "--splits", help="comma-separated csv files to read: train,test (default: present)"
     )
     parser.add_argument(
@@ -902,6 +1274,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         flags.append(f"prep.val_fraction={args.val_fraction!r}")
     if args.with_waveform:
         flags.append("prep.store_waveform=true")
+    if args.holdout_column is not None:
+        flags.append(f"prep.holdout_column={json.dumps(args.holdout_column)}")
+    for flag, key in ((args.holdout, "holdout"), (args.val_holdout, "val_holdout")):
+        if flag is not None:
+            names = [v.strip() for v in flag.split(",") if v.strip()]
+            flags.append(f"prep.{key}={json.dumps(names)}")
     splits = [s.strip() for s in args.splits.split(",") if s.strip()] if args.splits else None
     saved = args.out / "config.toml"
     try:

@@ -36,7 +36,10 @@ UNKNOWN_LABEL = -1
 MEL_LAYOUT = "time"  # how prep stores the mel: "time" = [frames, n_mels]; older records "band"
 MEL_LAYOUTS = ("time", "band")
 MANIFEST = "manifest.json"
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "unseen", "test")  # "unseen": held-out generators (prep.holdout)
+GENERATOR = (
+    "generator"  # optional per-record bytes: how the clip was made (meta / vocoder / augmentation)
+)
 
 
 class ManifestError(ValueError):
@@ -69,8 +72,14 @@ def serialize_example(
     fake: int,
     real: int,
     waveform: np.ndarray | None = None,
+    generator: str = "",
 ) -> bytes:
     """One `tf.train.Example`, serialised. Arrays are written as float32 little-endian.
+
+    `generator` (written when not empty) says how the clip was made: the
+    `generator` column of meta.csv, `vocode:NAME` for a copy-synthesis fake, or
+    `wavaug:A+B` for an augmented view. Training never reads it; the unseen-generator
+    benchmark and per-generator reports do (`read_ids_and_generators`).
 
     `features[MEL]` is band-major `[n_mels, frames]`; it is written in
     `MEL_LAYOUT` (time-major).
@@ -87,6 +96,8 @@ def serialize_example(
     }
     if waveform is not None:
         feature[WAVEFORM] = _bytes(np.asarray(waveform, "<f4").tobytes())
+    if generator:
+        feature[GENERATOR] = _bytes(generator.encode())
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
@@ -106,6 +117,26 @@ def feature_spec(with_waveform: bool = False) -> dict[str, Any]:
     if with_waveform:
         spec[WAVEFORM] = tf.io.FixedLenFeature([], tf.string)
     return spec
+
+
+def read_ids_and_generators(records_dir: str | Path, split: str) -> list[tuple[str, str]]:
+    """`(id, generator)` of every record of `split`, in shard order ("" = not recorded)."""
+    import tensorflow as tf
+
+    spec = {
+        ID: tf.io.FixedLenFeature([], tf.string),
+        GENERATOR: tf.io.FixedLenFeature([], tf.string, default_value=""),
+    }
+    out = []
+    for path in shard_paths(records_dir, split):
+        compression = read_manifest(records_dir).get("compression", "") or ""
+        for rec in tf.data.TFRecordDataset(str(path), compression_type=compression).batch(256):
+            parsed = tf.io.parse_example(rec, spec)
+            out += [
+                (i.decode(), g.decode())
+                for i, g in zip(parsed[ID].numpy(), parsed[GENERATOR].numpy())
+            ]
+    return out
 
 
 def mel_layout(manifest: Mapping[str, Any]) -> str:

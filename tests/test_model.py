@@ -136,3 +136,46 @@ def test_first_conv_stride_keeps_layer_names_and_weights(tiny_cfg):
     )
     b.set_weights(a.get_weights())  # checkpoints are interchangeable
     assert b.predict_on_batch(random_inputs(tiny_cfg, 2))["fake"].shape == (2,)
+
+
+# --------------------------------------------------------------------------- #
+# Branches: the per-band statistics branch
+# --------------------------------------------------------------------------- #
+def test_band_statistics_layer_matches_numpy():
+    from deepwave_tf import protocol
+
+    rng = np.random.default_rng(3)
+    mfcc = rng.normal(size=(3, 313, 40)).astype(np.float32)
+    mel = rng.normal(-40, 20, size=(3, 128, 313)).astype(np.float32)
+    layer = model_lib.BandStatistics()
+    got = np.concatenate(
+        [np.asarray(layer(np.swapaxes(mel, 1, 2))), np.asarray(layer(mfcc))], axis=1
+    )
+    # protocol.band_statistics orders (mel mean, mel std, mfcc mean, mfcc std), as here
+    np.testing.assert_allclose(got, protocol.band_statistics(mfcc, mel), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "branches, present, absent",
+    [
+        (("stats",), {"stats_dense", "mel_stats", "mfcc_stats"}, {"bilstm_0", "conv_0"}),
+        (("mfcc", "mel", "stats"), {"stats_dense", "bilstm_0", "conv_0", "concat"}, set()),
+        (("mfcc", "mel"), {"bilstm_0", "conv_0"}, {"stats_dense"}),
+    ],
+)
+def test_branches_choose_what_feeds_the_head(branches, present, absent, tiny_cfg):
+    cfg = tiny_cfg.replace(model=dataclasses.replace(tiny_cfg.model, branches=branches))
+    model = model_lib.build_model(cfg)
+    names = {layer.name for layer in model.layers}
+    assert present <= names and not absent & names
+    out = model(random_inputs(cfg, 2))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {k: (2,) for k in LABEL_KEYS}
+    reloaded = keras.models.model_from_json(model.to_json())  # every layer serialisable
+    assert [w.shape for w in reloaded.weights] == [w.shape for w in model.weights]
+
+
+def test_unknown_branch_is_a_config_error(tiny_cfg):
+    from deepwave_tf.config import ConfigError
+
+    with pytest.raises(ConfigError, match="model.branches=\\['lstm'\\]: choose one or more of"):
+        load_config(CONFIG_DIR / "tiny.toml", ["model.branches=['lstm']"])

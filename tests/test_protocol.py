@@ -1,0 +1,90 @@
+"""protocol.py: folds, the per-band statistics baseline, detection metrics, scoring a split."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepwave_tf import protocol
+
+DEV_FAMILIES = {
+    "piper",
+    "festival-hts",
+    "festival-diphone",
+    "flite",
+    "espeak-ng",
+    "mbrola",
+    "pico",
+    "rhvoice",
+    "world",
+    "griffinlim",
+}  # fmt: skip  (the dev corpus README's ten generator families)
+
+
+def test_folds_partition_the_dev_families(sample_dir):
+    members = [g for fold in protocol.FOLDS.values() for g in fold]
+    assert len(members) == len(set(members))  # no family in two folds
+    assert set(members) == DEV_FAMILIES
+    with open(Path(sample_dir) / "meta.csv", newline="") as f:
+        gens = {r["generator"] for r in csv.DictReader(f) if r["label"] == "fake"}
+    assert gens <= DEV_FAMILIES
+
+
+def test_band_statistics_shape_and_values():
+    rng = np.random.default_rng(0)
+    mfcc = rng.normal(size=(2, 313, 40))
+    mel = rng.normal(-30, 10, size=(2, 128, 313, 1))
+    x = protocol.band_statistics(mfcc, mel)
+    assert x.shape == (2, 2 * (128 + 40))
+    np.testing.assert_allclose(x[:, :128], mel[..., 0].mean(axis=2))
+    np.testing.assert_allclose(x[:, 128:256], mel[..., 0].std(axis=2))
+    np.testing.assert_allclose(x[:, 256:296], mfcc.mean(axis=1))
+    np.testing.assert_allclose(x[:, 296:], mfcc.std(axis=1))
+
+
+def test_detection_metrics_on_known_cases():
+    fake = np.array([0, 0, 0, 1, 1, 1])
+    perfect = protocol.detection_metrics(fake, np.array([-9.0, -8, -7, 50, 60, 70]))
+    assert perfect == {"eer": 0.0, "auc": 1.0, "n_fake": 3, "n_real": 3}
+    # large logits must not tie (a sigmoid would map 50/60/70 and 40 all to 1.0)
+    inverted = protocol.detection_metrics(fake, np.array([40.0, 50, 60, -1, -2, -3]))
+    assert inverted["auc"] == 0.0 and inverted["eer"] == 1.0
+    assert np.isnan(protocol.detection_metrics(np.ones(3), np.zeros(3))["eer"])
+
+
+def test_per_generator_scores_each_family_against_all_reals():
+    gens = ["-", "-", "a", "a", "b"]
+    fake = np.array([0, 0, 1, 1, 1])
+    score = np.array([0.0, 1.0, 2.0, 3.0, 0.5])
+    out = protocol.per_generator(gens, fake, score)
+    assert set(out) == {"a", "b"}
+    assert out["a"]["auc"] == 1.0 and out["a"]["n_real"] == 2
+    assert out["b"]["auc"] == 0.5 and out["b"]["n_fake"] == 1
+
+
+def test_stats_baseline_separates_separable_statistics():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(80, 6))
+    y = (x[:, 0] + 0.1 * rng.normal(size=80) > 0).astype(int)
+    model = protocol.fit_stats_baseline(x, y)
+    assert protocol.detection_metrics(y, model.decision_function(x))["auc"] > 0.95
+
+
+def test_score_split_and_statistics_cover_every_record(sample_records, tiny_cfg):
+    from deepwave_tf import data, records
+    from deepwave_tf import model as model_lib
+
+    model = model_lib.build_model(tiny_cfg, data.load_stats(sample_records))
+    scored = protocol.score_split(model, sample_records, "val", tiny_cfg)
+    ids = [i for i, _ in records.read_ids_and_generators(sample_records, "val")]
+    n = records.read_manifest(sample_records)["counts"]["val"]["total"]
+    assert scored["ids"] == ids and len(ids) == n
+    assert scored["logits"].shape == (n, 2) and np.isfinite(scored["logits"]).all()
+    assert set(np.unique(scored["targets"])) <= {0, 1}
+    stats = protocol.split_statistics(sample_records, "val", tiny_cfg)
+    assert stats["ids"] == ids and stats["x"].shape == (n, 2 * (128 + 40))
+    with pytest.raises(records.ManifestError, match="no 'unseen' split"):
+        protocol.score_split(model, sample_records, "unseen", tiny_cfg)
