@@ -312,8 +312,8 @@ _KILL_WRAPPER = """
 import os, sys, time
 from deepwave_tf import prep
 original = prep._ShardWriter.write
-def write(self, serialized, row):
-    original(self, serialized, row)
+def write(self, *args, **kwargs):
+    original(self, *args, **kwargs)
     if self.index == 1 and self.count == 2:  # inside the 2nd shard: wait to be killed
         self.writer.flush()
         print("READY", flush=True)
