@@ -8,10 +8,12 @@ DEMO   := runs/demo
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help venv demo test test-slow bench lint format clean
+.PHONY: help venv demo demo-text text-sample test test-slow bench lint format clean
 
 help:
 	@echo "make demo       prep -> fit -> export -> submit -> evaluate on $(SAMPLE)"
+	@echo "make demo-text  text model: fit -> export -> evaluate -> predict on data/text_sample"
+	@echo "make text-sample  rebuild data/text_sample (csv + vectors.vec; needs ../shared/data/texts, gensim)"
 	@echo "make test       the test suite (creates .venv if missing)"
 	@echo "make test-slow  the slow tests too"
 	@echo "make bench      benchmarks/ (prints figures)"
@@ -27,6 +29,14 @@ $(STAMP): setup.cfg pyproject.toml
 
 demo: $(STAMP)
 	$(PY) -m deepwave_tf.demo --data $(SAMPLE) --records tfrecords/sample --run-dir $(DEMO)
+
+demo-text: $(STAMP)
+	$(PY) -m deepwave_tf.text.demo --data data/text_sample --run-dir runs/demo-text
+
+TEXTS ?= ../shared/data/texts
+text-sample: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[build]'
+	$(PY) scripts/make_text_sample.py --texts $(TEXTS) --out data/text_sample
 
 test: $(STAMP)
 	$(PY) -m pytest -q

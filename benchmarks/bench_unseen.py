@@ -239,6 +239,9 @@ def main(argv=None) -> int:
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "unseen")
     parser.add_argument("--no-full", action="store_true", help="skip the full-data runs")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--baseline-only", action="store_true", help="prep the folds and fit the LR baseline only"
+    )
     args = parser.parse_args(argv)
 
     from deepwave_tf import protocol
@@ -305,10 +308,20 @@ def main(argv=None) -> int:
                 dropped_note[(name, fold)] = dropped
             if not args.no_baseline and fold not in base:
                 base[fold] = baseline(cfg, fold, rec, extra, work)
+            if args.baseline_only:
+                continue
             for seed in seeds:
                 results[name].setdefault(fold, []).append(
                     train_and_score(cfg, name, fold, seed, rec, extra, work)
                 )
+
+    if args.baseline_only:
+        for fold, b in base.items():
+            print(
+                f"LR on band stats, {fold}: "
+                + json.dumps({k: v for k, v in b.items() if k != "per_generator"})
+            )
+        return 0
 
     # ---- tables --------------------------------------------------------- #
     rows = []

@@ -345,18 +345,11 @@ class ExportConfig:
         _check_choice("export.aggregate", self.aggregate, ("max", "mean"))
 
 
-@dataclasses.dataclass(frozen=True)
-class Config:
-    features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
-    prep: PrepConfig = dataclasses.field(default_factory=PrepConfig)
-    vocode: VocodeConfig = dataclasses.field(default_factory=VocodeConfig)
-    wavaug: WavAugConfig = dataclasses.field(default_factory=WavAugConfig)
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-    tune: TuneConfig = dataclasses.field(default_factory=TuneConfig)
-    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+class SectionedConfig:
+    """Methods shared by the top-level configs (audio `Config`, `text.config.TextConfig`).
+
+    A subclass is a frozen dataclass whose fields are the stage dataclasses (the TOML sections).
+    """
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {
@@ -367,8 +360,8 @@ class Config:
     def to_toml(self) -> str:
         return dump_toml(self.to_dict())
 
-    def replace(self, **sections: Any) -> Config:
-        """New Config with whole sections replaced: `cfg.replace(train=...)`."""
+    def replace(self, **sections: Any):
+        """New config with whole sections replaced: `cfg.replace(train=...)`."""
         return dataclasses.replace(self, **sections)
 
     def save(self, directory: str | Path) -> Path:
@@ -379,6 +372,20 @@ class Config:
         path = directory / "config.json"
         path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
         return path
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(SectionedConfig):
+    features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
+    prep: PrepConfig = dataclasses.field(default_factory=PrepConfig)
+    vocode: VocodeConfig = dataclasses.field(default_factory=VocodeConfig)
+    wavaug: WavAugConfig = dataclasses.field(default_factory=WavAugConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    tune: TuneConfig = dataclasses.field(default_factory=TuneConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
 
 
 SECTIONS: dict[str, type] = {f.name: f.type for f in dataclasses.fields(Config)}
@@ -414,7 +421,8 @@ def load_config(
     base: tuple[dict[str, Any], str] | None = None,
     sections: Sequence[str] | None = None,
     context: str = "for a trained model",
-) -> Config:
+    root: type = Config,
+):
     """Load `path` (TOML; None = no file) and apply `section.key=value` overrides.
 
     Precedence, lowest first: `base` (or the dataclass defaults), the keys
@@ -432,6 +440,11 @@ def load_config(
             checked (a typo is an error) but not used; an override of another
             section is an error.
         context: says when `sections` applies, for that error message.
+        root: the top-level config class (default the audio `Config`; the
+            text model passes `TextConfig`): its fields are the known sections.
+
+    `root` is the top-level config class (default the audio `Config`; the text
+    model passes `TextConfig`): its fields are the known sections.
 
     Raises:
         ConfigError: unknown section or key (named, with its origin), a value
@@ -447,7 +460,7 @@ def load_config(
     if path is not None:
         from_file = read_toml(path)
         if sections is not None:
-            config_from_dict(from_file, source=str(path))  # typos anywhere in the file are errors
+            config_from_dict(from_file, source=str(path), root=root)  # typos anywhere are errors
             from_file = {k: v for k, v in from_file.items() if k in sections}
         for name, values in from_file.items():
             if isinstance(values, dict) and isinstance(raw.get(name), dict):
@@ -471,32 +484,42 @@ def load_config(
             origins.setdefault(section, SET_ORIGIN)
         raw[section][key] = value
         origins[f"{section}.{key}"] = SET_ORIGIN
-    return config_from_dict(raw, source=source, origins=origins)
+    return config_from_dict(raw, source=source, origins=origins, root=root)
 
 
 def config_from_dict(
-    raw: dict[str, Any], source: str = "dict", origins: dict[str, str] | None = None
-) -> Config:
-    """A `Config` from a raw `{section: {key: value}}` mapping (e.g. a `config.json`).
+    raw: dict[str, Any],
+    source: str = "dict",
+    origins: dict[str, str] | None = None,
+    *,
+    root: type = Config,
+):
+    """A `root` config (default the audio `Config`) from `{section: {key: value}}` (a `config.json`).
 
     Args:
         raw: the sections to set; missing ones keep their defaults.
         source: what `raw` was read from, for error messages ("in SOURCE").
         origins: where single sections or keys came from instead, by
             `"section"` or `"section.key"`, as a phrase ("given with --set").
+        root: the top-level config class; its fields are the known sections.
     """
     origins = origins or {}
+    known = SECTIONS if root is Config else section_types(root)
     sections = {}
     for name, values in raw.items():
         where = origins.get(name, f"in {source}")
-        if name not in SECTIONS:
-            raise ConfigError(
-                f"unknown config section '{name}' {where}; known: {', '.join(SECTIONS)}"
-            )
+        if name not in known:
+            raise ConfigError(f"unknown config section '{name}' {where}; known: {', '.join(known)}")
         if not isinstance(values, dict):
             raise ConfigError(f"config section '{name}' {where} must be a table")
-        sections[name] = _build_section(name, SECTIONS[name], values, source, origins)
-    return Config(**sections)
+        sections[name] = _build_section(name, known[name], values, source, origins)
+    return root(**sections)
+
+
+def section_types(root: type) -> dict[str, type]:
+    """{section name: stage dataclass} of a top-level config class."""
+    hints = typing.get_type_hints(root)
+    return {f.name: hints[f.name] for f in dataclasses.fields(root)}
 
 
 def parse_override(item: str) -> tuple[str, str, Any]:
@@ -612,13 +635,13 @@ def dump_toml(data: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def add_config_arguments(parser) -> None:
-    """The `--config` and `--set` arguments every CLI shares."""
+def add_config_arguments(parser, default: Path = CONFIG_DIR / "default.toml") -> None:
+    """The `--config` and `--set` arguments every CLI shares (`default`: the `--config` default)."""
     parser.add_argument(
         "--config",
         type=Path,
-        default=CONFIG_DIR / "default.toml",
-        help="TOML config (default: configs/default.toml)",
+        default=default,
+        help=f"TOML config (default: configs/{Path(default).name})",
     )
     parser.add_argument(
         "--set",

@@ -34,3 +34,43 @@ def sample_records(tmp_path_factory, tiny_cfg) -> Path:
     result = prep.run(tiny_cfg, SAMPLE_DIR, out, progress=False)
     assert result.exit_code == 0, result
     return out
+
+
+# --------------------------------------------------------------------------- #
+# Text model (deepwave_tf.text)
+# --------------------------------------------------------------------------- #
+TEXT_SAMPLE_DIR = REPO / "data" / "text_sample"
+TEXT_TINY = [
+    "train.epochs=2",
+    "model.lstm_units=4",
+    "model.sequence_length_tokens=16",
+    "data.batch_size=32",
+]
+
+
+@pytest.fixture(scope="session")
+def text_tiny_cfg():
+    """configs/text.toml shrunk for tests: a 4-unit LSTM, 16 tokens, 2 epochs."""
+    from deepwave_tf.text.config import DEFAULT_CONFIG, load_text_config
+
+    return load_text_config(DEFAULT_CONFIG, TEXT_TINY)
+
+
+@pytest.fixture(scope="session")
+def text_small_csv(tmp_path_factory) -> Path:
+    """The first 120 rows of data/text_sample/train.csv (both classes)."""
+    lines = (TEXT_SAMPLE_DIR / "train.csv").read_text(encoding="utf-8").splitlines()
+    out = tmp_path_factory.mktemp("text_data") / "small.csv"
+    out.write_text("\n".join(lines[:121]) + "\n", encoding="utf-8")
+    return out
+
+
+@pytest.fixture(scope="session")
+def text_run(tmp_path_factory, text_tiny_cfg, text_small_csv):
+    """`text.fit.run` then `text.export.run` once per session: (run_dir, export_dir). Read-only!"""
+    from deepwave_tf.text import export, fit
+
+    run_dir = tmp_path_factory.mktemp("text_run") / "run"
+    fit.run(text_tiny_cfg, text_small_csv, TEXT_SAMPLE_DIR / "vectors.vec", run_dir, verbose=0)
+    export_dir = export.run(run_dir, verbose=False)
+    return run_dir, export_dir
