@@ -103,6 +103,7 @@ def load_args_config(
     base: tuple[dict[str, Any], str] | None = None,
     extra_overrides: Sequence[str] = (),
     context: str = "for a trained model",
+    root: type = Config,
 ) -> Config:
     """The config of parsed `--config`/`--set` (see `config.load_config` for precedence).
 
@@ -113,6 +114,7 @@ def load_args_config(
         extra_overrides: `section.key=value` from the command's own flags,
             applied after `--set` (they are the most specific).
         context: when the section restriction applies, for its message.
+        root: the top-level config class (`text.config.TextConfig` for the text CLIs).
     """
     path = args.config
     if path is None and base is None:
@@ -123,6 +125,7 @@ def load_args_config(
         base=base,
         sections=args.config_sections,
         context=context,
+        root=root,
     )
 
 

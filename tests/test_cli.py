@@ -89,3 +89,17 @@ def test_fit_help_and_usage_errors_answer_without_tensorflow():
     )
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("error: unknown config key 'tune.x' given with --set")
+
+
+def test_text_cli_config_through_the_helper():
+    """The text model's CLIs can adopt the helper: `root=TextConfig`, its own default file."""
+    from deepwave_tf.text.config import TextConfig
+
+    text_toml = CONFIG_DIR / "text.toml"
+    args = parse(["--set", "train.epochs=1"], default=text_toml)
+    cfg = cli.load_args_config(args, root=TextConfig)
+    assert isinstance(cfg, TextConfig) and cfg.train.epochs == 1
+    with pytest.raises(ConfigError, match="'model.lstm_unit' given with --set"):
+        cli.load_args_config(
+            parse(["--set", "model.lstm_unit=4"], default=text_toml), root=TextConfig
+        )
