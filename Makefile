@@ -65,6 +65,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_infer.py
 	$(PY) benchmarks/bench_tune.py
 	$(PY) benchmarks/bench_serve.py
+	$(PY) benchmarks/bench_cli.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -17,6 +17,7 @@ Errors are `AudioError(path, reason)`: callers record them, never crash on them.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import threading
 from pathlib import Path
@@ -24,6 +25,12 @@ from pathlib import Path
 import numpy as np
 
 SUPPORTED_SUFFIXES = (".ogg", ".wav", ".flac", ".mp3", ".oga", ".aif", ".aiff")
+
+
+# Files recorded below this rate lack the upper band the training audio has (the
+# model sees 0-16 kHz at 32 kHz; telephone-band 8 kHz audio stops at 4 kHz), so
+# resampling makes them decodable but not like the training data.
+MIN_NATIVE_RATE_HZ = 16000
 
 
 class AudioError(Exception):
@@ -46,13 +53,10 @@ def check_file(path: Path) -> None:
         AudioError: missing path, a directory, an empty file, or an Ogg stream
             cut short (decoders silently return the audio before the cut).
     """
-    if not path.exists():
-        raise AudioError(path, "file not found")
-    if path.is_dir():
-        raise AudioError(path, "is a directory, not an audio file")
+    problem = path_problem(path)
+    if problem:
+        raise AudioError(path, problem)
     size = path.stat().st_size
-    if size == 0:
-        raise AudioError(path, "empty file (0 bytes)")
     with open(path, "rb") as f:
         head = f.read(12)
         if head[:4] == b"OggS":
@@ -64,6 +68,21 @@ def check_file(path: Path) -> None:
             reason = _wav_problem(f, size)
             if reason:
                 raise AudioError(path, f"truncated WAV file: {reason}")
+
+
+def path_problem(path: str | Path) -> str | None:
+    """Why `path` cannot be an audio file without opening it (missing, a directory,
+    not readable, empty), or None. Cheap: callers check every path before decoding any."""
+    path = Path(path)
+    if not path.exists():
+        return "file not found"
+    if path.is_dir():
+        return "is a directory, not an audio file"
+    if not os.access(path, os.R_OK):
+        return "not readable (permission denied)"
+    if path.stat().st_size == 0:
+        return "empty file (0 bytes)"
+    return None
 
 
 _OGG_MAX_PAGE = 27 + 255 + 255 * 255  # header + segment table + body
@@ -135,6 +154,39 @@ def load_soundfile(path: str | Path, sample_rate_hz: int) -> np.ndarray:
     if not np.all(np.isfinite(mono)):
         raise AudioError(path, "decoded samples contain NaN or inf")
     return resample(mono, rate, sample_rate_hz)
+
+
+def native_rate_hz(path: str | Path) -> int | None:
+    """The sample rate a file was recorded at (header only), or None if soundfile cannot tell."""
+    import soundfile as sf
+
+    try:
+        return int(sf.info(str(path)).samplerate)
+    except Exception:  # unreadable files are reported by the decoder, not here
+        return None
+
+
+def low_rate_warning(
+    path: str | Path, rate_hz: int | None, min_rate_hz: int = MIN_NATIVE_RATE_HZ
+) -> str | None:
+    """Why a file's score may mislead when its native rate is below `min_rate_hz`, else None.
+
+    Such a file is upsampled and scored like any other, but it holds nothing
+    above `rate_hz / 2`, a bandwidth the model never saw in training. One
+    place for this check, so predict, submit and a server word it alike.
+
+    Args:
+        path: the file, named in the message.
+        rate_hz: its native sample rate (`native_rate_hz`); None = unknown.
+        min_rate_hz: the lowest rate that passes.
+    """
+    if rate_hz is None or rate_hz >= min_rate_hz:
+        return None
+    return (
+        f"{path} is {rate_hz} Hz audio (below {min_rate_hz / 1000:g} kHz): it holds nothing "
+        f"above {rate_hz / 2000:g} kHz, a bandwidth unlike the training data, so its score "
+        "is less reliable"
+    )
 
 
 def resample(waveform: np.ndarray, rate_hz: int, target_hz: int) -> np.ndarray:

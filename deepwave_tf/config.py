@@ -396,50 +396,123 @@ SECTIONS = {name: globals()[t] if isinstance(t, str) else t for name, t in SECTI
 # --------------------------------------------------------------------------- #
 # Loading
 # --------------------------------------------------------------------------- #
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The raw `{section: {key: value}}` mapping of a TOML config file (nothing checked yet).
+
+    Raises:
+        ConfigError: a missing file or invalid TOML.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from e
+
+
+SET_ORIGIN = "given with --set"  # how errors name a value that came from an override
+
+
 def load_config(
     path: str | Path | None = None,
     overrides: Sequence[str] = (),
     *,
+    base: tuple[dict[str, Any], str] | None = None,
+    sections: Sequence[str] | None = None,
+    context: str = "for a trained model",
     root: type = Config,
 ):
-    """Load `path` (TOML; None = defaults only) and apply `section.key=value` overrides.
+    """Load `path` (TOML; None = no file) and apply `section.key=value` overrides.
+
+    Precedence, lowest first: `base` (or the dataclass defaults), the keys
+    `path` lists, the overrides. Errors name where a bad key or value came
+    from: "in FILE" or "given with --set".
+
+    Args:
+        path: TOML config file.
+        overrides: `section.key=value` strings (`--set`), parsed as TOML values.
+        base: `(raw mapping, source name)` to start from instead of the
+            defaults, e.g. a run's `config.json` or an export's metadata.
+        sections: the only sections `path` and `overrides` may change (e.g.
+            `("export",)` for a trained model, whose other sections describe
+            how it was trained). The other sections of `path` are still
+            checked (a typo is an error) but not used; an override of another
+            section is an error.
+        context: says when `sections` applies, for that error message.
+        root: the top-level config class (default the audio `Config`; the
+            text model passes `TextConfig`): its fields are the known sections.
 
     `root` is the top-level config class (default the audio `Config`; the text
     model passes `TextConfig`): its fields are the known sections.
 
     Raises:
-        ConfigError: unknown section or key (named), a value of the wrong type,
-            or a value a stage rejects.
+        ConfigError: unknown section or key (named, with its origin), a value
+            of the wrong type, a value a stage rejects, or an override outside
+            `sections`.
     """
     raw: dict[str, dict[str, Any]] = {}
     source = "defaults"
+    origins: dict[str, str] = {}
+    if base is not None:
+        raw = {k: dict(v) if isinstance(v, dict) else v for k, v in base[0].items()}
+        source = base[1]
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            raw = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: not valid TOML: {e}") from e
-        source = str(path)
+        from_file = read_toml(path)
+        if sections is not None:
+            config_from_dict(from_file, source=str(path), root=root)  # typos anywhere are errors
+            from_file = {k: v for k, v in from_file.items() if k in sections}
+        for name, values in from_file.items():
+            if isinstance(values, dict) and isinstance(raw.get(name), dict):
+                raw[name].update(values)  # the base's other keys keep the base's origin
+                origins.update({f"{name}.{key}": f"in {path}" for key in values})
+            else:
+                raw[name] = values
+                origins[name] = f"in {path}"
+        if base is None:
+            source = str(path)
     for item in overrides:
         section, key, value = parse_override(item)
-        raw.setdefault(section, {})[key] = value
-    return config_from_dict(raw, source=source, root=root)
+        if sections is not None and section not in sections:
+            allowed = ", ".join(f"{s}.*" for s in sections)
+            raise ConfigError(
+                f"override '{item}': only {allowed} can be changed {context} "
+                "(the other sections describe the trained model)"
+            )
+        if not isinstance(raw.get(section), dict):
+            raw[section] = {}
+            origins.setdefault(section, SET_ORIGIN)
+        raw[section][key] = value
+        origins[f"{section}.{key}"] = SET_ORIGIN
+    return config_from_dict(raw, source=source, origins=origins, root=root)
 
 
-def config_from_dict(raw: dict[str, Any], source: str = "dict", *, root: type = Config):
-    """A `root` config (default the audio `Config`) from {section: {key: value}}."""
+def config_from_dict(
+    raw: dict[str, Any],
+    source: str = "dict",
+    origins: dict[str, str] | None = None,
+    *,
+    root: type = Config,
+):
+    """A `root` config (default the audio `Config`) from `{section: {key: value}}` (a `config.json`).
+
+    Args:
+        raw: the sections to set; missing ones keep their defaults.
+        source: what `raw` was read from, for error messages ("in SOURCE").
+        origins: where single sections or keys came from instead, by
+            `"section"` or `"section.key"`, as a phrase ("given with --set").
+        root: the top-level config class; its fields are the known sections.
+    """
+    origins = origins or {}
     known = SECTIONS if root is Config else section_types(root)
     sections = {}
     for name, values in raw.items():
+        where = origins.get(name, f"in {source}")
         if name not in known:
-            raise ConfigError(
-                f"unknown config section '{name}' in {source}; known: {', '.join(known)}"
-            )
+            raise ConfigError(f"unknown config section '{name}' {where}; known: {', '.join(known)}")
         if not isinstance(values, dict):
-            raise ConfigError(f"config section '{name}' in {source} must be a table")
-        sections[name] = _build_section(name, known[name], values, source)
+            raise ConfigError(f"config section '{name}' {where} must be a table")
+        sections[name] = _build_section(name, known[name], values, source, origins)
     return root(**sections)
 
 
@@ -462,17 +535,23 @@ def parse_override(item: str) -> tuple[str, str, Any]:
     return section, key, value
 
 
-def _build_section(name: str, cls: type, values: dict[str, Any], source: str):
+def _build_section(
+    name: str, cls: type, values: dict[str, Any], source: str, origins: dict[str, str]
+):
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in values.items():
+        where = origins.get(f"{name}.{key}", origins.get(name, f"in {source}"))
         if key not in known:
             raise ConfigError(
-                f"unknown config key '{name}.{key}' in {source}; "
+                f"unknown config key '{name}.{key}' {where}; "
                 f"known keys of [{name}]: {', '.join(sorted(known))}"
             )
-        kwargs[key] = _coerce(f"{name}.{key}", value, hints[key])
+        try:
+            kwargs[key] = _coerce(f"{name}.{key}", value, hints[key])
+        except ConfigError as e:
+            raise ConfigError(f"{e} ({where})") from None
     try:
         return cls(**kwargs)
     except ConfigError:

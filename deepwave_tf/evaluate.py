@@ -1,12 +1,14 @@
 """Score the test clips against their labels: the challenge metric, breakdowns and plots.
 
     python -m deepwave_tf.evaluate --model EXPORT --data DIR --labels test_labels.csv --out DIR
-                                   [--submission FILE]
+                                   [--submission FILE] [--config FILE] [--set export.KEY=VALUE]
 
 Predictions come from the export, through `submit`'s code (the same decode,
 windows and batches as the submission), or from an existing `--submission`
 (checked with `submit.check_submission` first; `--model` is then optional and
-only read for its calibration temperatures).
+only read for its calibration temperatures). Scoring with `--model` takes
+`export.window_hop_seconds` / `export.aggregate` (long clips) from `--set`,
+the `[export]` section of `--config FILE`, or the export, in that order.
 
 Writes to `--out`:
 - `metrics.json`: `score` = 0.5 (1 - mean AUC) + 0.25 mean Brier + 0.25 mean ECE
@@ -17,7 +19,9 @@ Writes to `--out`:
   scaling (when the export's temperatures are known); `conditions`: per
   meta.csv `label` (single_real, single_fake, real+fake, fake+fake, real+real,
   noise, silence; without meta.csv the condition is derived from the targets)
-  the mean fake / real probability and accuracy at 0.5; `generators`: per
+  the mean fake / real probability and `accuracy` (acc@0.5 in the printed
+  table: the share of clips whose fake and real are both on the right side of
+  0.5), also per output; `source.export`: the window settings used; `generators`: per
   generator family of meta.csv, the fake detection rate at 0.5 and the AUC
   against single-real clips;
 - `predictions.csv`: id, condition, targets and probabilities;
@@ -31,7 +35,6 @@ import argparse
 import csv
 import json
 import math
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from deepwave_tf import calibration, metrics, submit
+from deepwave_tf import calibration, cli, metrics, submit
 from deepwave_tf.metrics import LABEL_KEYS
 
 META_CSV = "meta.csv"
@@ -56,6 +59,12 @@ CONDITION_ORDER = (
     "real",
     "fake",
     "no voice",
+)
+
+
+ACC_NOTE = (
+    "fake, real: mean probabilities per condition; acc@0.5: the share of clips whose fake "
+    "and real are both on the right side of 0.5 (>= 0.5 exactly when that voice is present)"
 )
 
 
@@ -97,7 +106,8 @@ def read_submission(path: str | Path, data_dir: str | Path) -> dict[str, tuple[f
     problems = submit.check_submission(path, data_dir)
     if problems:
         raise EvaluateError(
-            f"submission {path} is invalid ({len(problems)} problems):\n  " + "\n  ".join(problems)
+            f"submission {path} is invalid ({cli.plural(len(problems), 'problem')}):\n  "
+            + "\n  ".join(problems)
         )
     with open(path, newline="", encoding="utf-8-sig") as f:
         return {r["id"].strip(): (float(r["fake"]), float(r["real"])) for r in csv.DictReader(f)}
@@ -224,7 +234,12 @@ def _pyplot():
 
 def plot_roc(
     path: Path, y: np.ndarray, p: np.ndarray, single: np.ndarray, result: dict[str, Any]
-) -> None:
+) -> list[str]:
+    """ROC curves per output, the single-voice `fake` curve with its EER point.
+
+    Returns:
+        The legend's labels, in order (every line and marker has one).
+    """
     from sklearn.metrics import roc_curve
 
     plt = _pyplot()
@@ -236,9 +251,16 @@ def plot_roc(
     if eer is not None:
         fpr, tpr, _ = roc_curve(y[single, 0], p[single, 0])
         ax.plot(fpr, tpr, "--", label=f"fake, single-voice clips: EER {eer:.3f}")
-        ax.plot([eer], [1 - eer], "ko", ms=5)
-    ax.plot([0, 1], [0, 1], ":", color="grey", lw=1)
-    ax.plot([0, 1], [1, 0], ":", color="lightgrey", lw=1)
+        ax.plot([eer], [1 - eer], "ko", ms=5, label="EER point (false positive = miss rate)")
+    ax.plot([0, 1], [0, 1], ":", color="grey", lw=1, label="chance (AUC 0.5)")
+    ax.plot(
+        [0, 1],
+        [1, 0],
+        ":",
+        color="lightgrey",
+        lw=1,
+        label="equal error line (EER points lie on it)",
+    )
     ax.set(
         xlabel="false positive rate",
         ylabel="true positive rate",
@@ -246,10 +268,11 @@ def plot_roc(
         ylim=(0, 1.01),
         title=f"ROC per output ({len(y)} test clips)",
     )
-    ax.legend(loc="lower right", fontsize=8)
+    legend = ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return [t.get_text() for t in legend.get_texts()]
 
 
 def plot_reliability(
@@ -351,10 +374,15 @@ def run(
     batch_size: int = 32,
     progress: bool = True,
     plots: bool = True,
+    config: str | Path | None = None,
+    overrides: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Evaluate predictions of `data_dir`'s test clips against `labels`; see the module docstring.
 
     `plots=False` skips the PNGs (matplotlib takes seconds per figure).
+    `config` ([export] section) and `overrides` (`export.KEY=VALUE`) change
+    how `model` scores long clips, on top of the export's own config; the
+    settings used are recorded under `export` in metrics.json.
 
     Returns:
         The metrics written to `out_dir/metrics.json`.
@@ -378,14 +406,26 @@ def run(
             source["model"] = str(export_dir.resolve())
     elif model is not None:
         ids, scores, loaded = submit.score_test_set(
-            model, data_dir, batch_size=batch_size, progress=progress
+            model,
+            data_dir,
+            batch_size=batch_size,
+            progress=progress,
+            config=config,
+            overrides=overrides,
         )
+        export_cfg = submit.resolve_export_config(loaded, config, overrides)
         bad = [f"{i} ({s.path}): {s.error}" for i, s in zip(ids, scores) if not s.ok]
         if bad:
             raise EvaluateError(f"{len(bad)} test clips could not be read:\n  " + "\n  ".join(bad))
         preds = {i: (s.fake, s.real) for i, s in zip(ids, scores)}
         temperatures = loaded.temperatures
-        source = {"model": str(loaded.path.resolve())}
+        source = {
+            "model": str(loaded.path.resolve()),
+            "export": {
+                "window_hop_seconds": export_cfg.window_hop_seconds,
+                "aggregate": export_cfg.aggregate,
+            },
+        }
     else:
         raise EvaluateError("give --model EXPORT (to score the test clips) or --submission FILE")
 
@@ -469,6 +509,7 @@ def format_summary(result: dict[str, Any]) -> str:
         lines.append(
             f"  {cond:<12}{row['n']:>4}{row['mean_fake']:>8.3f}{row['mean_real']:>8.3f}{row['accuracy']:>9.3f}"
         )
+    lines.append(f"  {ACC_NOTE}")
     return "\n".join(lines)
 
 
@@ -493,16 +534,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    cli.add_config_arguments(parser, sections=("export",), default=None)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ INFO lines bury the output
-    from deepwave_tf.config import ConfigError
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.submission is not None and cli.config_given(args):
+        parser.error(
+            "--config/--set change how --model scores clips; --submission is scored already"
+        )
+    cli.quiet_tensorflow()
+    from deepwave_tf.config import ConfigError, load_config
     from deepwave_tf.serving import ExportError
 
     try:
+        # Check --config/--set now (on the defaults): a typo should not wait for the model.
+        load_config(args.config, args.overrides, sections=("export",), context=submit.CONTEXT)
         result = run(
             args.data,
             args.labels,
@@ -512,6 +561,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
             progress=not args.no_progress,
             plots=not args.no_plots,
+            config=args.config,
+            overrides=args.overrides,
         )
     except (EvaluateError, submit.SubmitError, ExportError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,6 +1,11 @@
 """Export a trained run as a calibrated SavedModel that takes raw audio.
 
     python -m deepwave_tf.export --run-dir runs/NAME [--records DIR] [--no-calibrate]
+                                 [--config FILE] [--set export.KEY=VALUE]
+
+The run's `config.json` is the config; `--config FILE` (its `[export]`
+section) and `--set export.KEY=VALUE` change the export settings only, the
+other sections describe the trained model.
 
 writes `runs/NAME/export/TIMESTAMP/` (UTC, e.g. `20261125T121500Z`) with
 `keras.export.ExportArchive`. Signatures (core TensorFlow ops only: stock
@@ -45,7 +50,6 @@ import csv
 import dataclasses
 import datetime
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -55,8 +59,8 @@ from typing import Any
 
 import numpy as np
 
-from deepwave_tf import calibration
-from deepwave_tf.config import Config, ConfigError, config_from_dict, parse_override
+from deepwave_tf import calibration, cli
+from deepwave_tf.config import Config, ConfigError, load_config
 from deepwave_tf.serving import METADATA_ASSET, ExportError
 
 FORMAT = "deepwave_tf-export-1"
@@ -83,23 +87,25 @@ class Calibration:
 # --------------------------------------------------------------------------- #
 # Loading the run
 # --------------------------------------------------------------------------- #
-def load_run_config(run_dir: Path, overrides: Sequence[str] = ()) -> Config:
-    """The run's resolved config, with optional `export.*` overrides."""
+def load_run_config(
+    run_dir: Path, overrides: Sequence[str] = (), config: str | Path | None = None
+) -> Config:
+    """The run's resolved config, with `export.*` from `config`'s [export] section and `overrides`.
+
+    Precedence, lowest first: the run's `config.json`, the `[export]` keys of
+    `config`, the overrides (`--set export.KEY=VALUE`). Other sections
+    describe the trained model: `config`'s are checked but not used, and an
+    override of one is an error.
+    """
     path = run_dir / "config.json"
     if not path.is_file():
         raise ExportError(
             f"{run_dir} is not a run directory: no config.json (train with deepwave_tf.fit)"
         )
     raw = json.loads(path.read_text())
-    for item in overrides:
-        section, key, value = parse_override(item)
-        if section != "export":
-            raise ConfigError(
-                f"override '{item}': only export.* can be changed at export time "
-                "(the other sections describe the trained model)"
-            )
-        raw.setdefault(section, {})[key] = value
-    return config_from_dict(raw, source=str(path))
+    return load_config(
+        config, overrides, base=(raw, str(path)), sections=("export",), context="at export time"
+    )
 
 
 def find_records(run_dir: Path, records: str | Path | None) -> Path | None:
@@ -493,6 +499,7 @@ def run(
     records: str | Path | None = None,
     calibrate: bool | None = None,
     overrides: Sequence[str] = (),
+    config: str | Path | None = None,
     verbose: bool = True,
 ) -> Path:
     """Export `run_dir/model.keras` as a calibrated, verified SavedModel.
@@ -505,6 +512,7 @@ def run(
         calibrate: fit temperatures on the validation split (default:
             `export.calibrate` of the run's config).
         overrides: `export.key=value` overrides of the run's config.
+        config: a TOML config whose `[export]` section applies before `overrides`.
         verbose: print calibration metrics and the parity summary.
 
     Returns:
@@ -521,7 +529,7 @@ def run(
 
     say = print if verbose else (lambda *a, **k: None)
     run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir, overrides)
+    cfg = load_run_config(run_dir, overrides, config)
     calibrate = cfg.export.calibrate if calibrate is None else calibrate
     records_dir = find_records(run_dir, records)
     if records_dir is not None:
@@ -649,20 +657,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", type=Path, default=None, help="export directory (default RUN_DIR/export/TIMESTAMP)"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="export.KEY=VALUE",
-        help="override an export setting of the run's config, e.g. --set export.parity_atol=1e-4",
-    )
+    cli.add_config_arguments(parser, sections=("export",), default=None)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ INFO lines bury the output
+    cli.quiet_tensorflow()
+    try:  # --config/--set typos are reported before TensorFlow loads
+        load_config(args.config, args.overrides, sections=("export",), context="at export time")
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     from deepwave_tf.records import ManifestError
 
     try:
@@ -672,6 +678,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             records=args.records,
             calibrate=False if args.no_calibrate else None,
             overrides=args.overrides,
+            config=args.config,
         )
     except (ConfigError, ManifestError, ExportError, calibration.CalibrationError) as e:
         print(f"error: {e}", file=sys.stderr)

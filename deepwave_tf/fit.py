@@ -1,7 +1,14 @@
 """Train the two-input model on prepped records: `python -m deepwave_tf.fit`.
 
     python -m deepwave_tf.fit --records tfrecords/NAME --config configs/default.toml \\
-        --run-dir runs/NAME [--set train.epochs=1] [--strategy default|mirrored|multiworker]
+        --run-dir runs/NAME [--set train.epochs=1] [--strategy default|mirrored|multiworker] \\
+        [--overwrite]
+
+A run dir that holds a finished run is refused (`RunDirError`, before
+TensorFlow loads): training again would replace its model and history and
+add a second set of TensorBoard events. `--overwrite` removes what fit wrote
+there (`RUN_OUTPUTS`; exports are kept) and starts over. An interrupted run
+is not finished: the same command resumes it (below).
 
 Run directory (`run_dir`):
 - `config.json`, `config.toml`: the resolved config;
@@ -40,21 +47,19 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
+import json
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
-import numpy as np
-import tensorflow as tf
+from deepwave_tf import cli
+from deepwave_tf.config import Config, ConfigError
 
-from deepwave_tf import data, records
-from deepwave_tf import model as model_lib
-from deepwave_tf.config import Config, ConfigError, add_config_arguments, load_config
-from deepwave_tf.features import LABEL_KEYS, MEL, MFCC
-from deepwave_tf.records import ManifestError
+if TYPE_CHECKING:  # TensorFlow is imported when a run starts: `--help` stays fast
+    import keras
+    import tensorflow as tf
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 BEST_WEIGHTS = "best.weights.h5"
@@ -63,31 +68,33 @@ HISTORY = "history.csv"
 RUN_JSON = "run.json"
 # Monitored value -> Keras mode.
 MONITOR_MODE = {"val_auc": "max", "val_score": "min", "val_loss": "min"}
+# What fit writes into a run dir; `--overwrite` removes these (exports are kept).
+RUN_OUTPUTS = ("config.json", "config.toml", RUN_JSON, HISTORY, MODEL_FILE, "checkpoints", "tb")
+_KERAS_CLASSES = ("BinaryF1", "ValidationScore", "SpectrogramImages")  # in callbacks.py
+
+
+class RunDirError(ValueError):
+    """A run directory fit must not train into (it holds a finished run)."""
+
+
+def __getattr__(name: str):
+    """`fit.BinaryF1` etc.: the Keras classes, imported from `callbacks` on first use."""
+    if name in _KERAS_CLASSES:
+        from deepwave_tf import callbacks
+
+        return getattr(callbacks, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- #
 # Metrics and compile
 # --------------------------------------------------------------------------- #
-@keras.saving.register_keras_serializable(package="deepwave_tf")
-class BinaryF1(keras.metrics.F1Score):
-    """F1 of one binary output `[batch]` (keras' F1Score wants `[batch, classes]`)."""
-
-    def __init__(self, threshold: float = 0.5, name: str = "f1", **kwargs):
-        kwargs.pop("average", None)
-        super().__init__(average="micro", threshold=threshold, name=name, **kwargs)
-        # Create the variables now: keras builds F1Score lazily on the first
-        # update, inside the traced train step, which makes tf.function trace
-        # the whole step twice (seconds per fit on a CPU).
-        self._build((None, 1), (None, 1))
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        return super().update_state(
-            tf.reshape(y_true, [-1, 1]), tf.reshape(y_pred, [-1, 1]), sample_weight
-        )
-
-
 def output_metrics() -> list[keras.metrics.Metric]:
     """Fresh metric objects for one output: auc, accuracy, f1, brier."""
+    import keras
+
+    from deepwave_tf.callbacks import BinaryF1
+
     return [
         keras.metrics.AUC(name="auc"),
         keras.metrics.BinaryAccuracy(name="accuracy"),
@@ -101,6 +108,10 @@ def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
 
     Logged names: `loss`, `{fake,real}_{auc,accuracy,f1,brier}` (and `val_` ones).
     """
+    import keras
+
+    from deepwave_tf.features import LABEL_KEYS
+
     bce = keras.losses.BinaryCrossentropy
     if cfg.model.head == "softmax":
         losses = {LABEL_KEYS[0]: bce(name="fake_bce"), LABEL_KEYS[1]: None}
@@ -125,6 +136,10 @@ def _build_training_state(model: keras.Model, cfg: Config) -> None:
     what Keras itself calls under a strategy; if a Keras version lacks it, only
     the optimizer is pre-built.
     """
+    import tensorflow as tf
+
+    from deepwave_tf.features import LABEL_KEYS, MEL, MFCC
+
     f = cfg.features
     spec = (
         {MFCC: tf.TensorSpec([None, *f.mfcc_shape]), MEL: tf.TensorSpec([None, *f.mel_shape, 1])},
@@ -140,80 +155,6 @@ def _build_training_state(model: keras.Model, cfg: Config) -> None:
 # --------------------------------------------------------------------------- #
 # Callbacks
 # --------------------------------------------------------------------------- #
-class ValidationScore(keras.callbacks.Callback):
-    """Adds `val_score`, `val_auc`, `val_brier`, `val_ece` (challenge metrics) to the epoch logs.
-
-    Must come before the callbacks that read them (checkpoint, early stopping,
-    CSV, TensorBoard): Keras passes one logs dict along the callback list.
-    """
-
-    def __init__(self, val_ds: tf.data.Dataset):
-        super().__init__()
-        self.val_ds = val_ds
-        self._targets: np.ndarray | None = None
-        self.last: dict[str, Any] = {}
-
-    def targets(self) -> np.ndarray:
-        if self._targets is None:  # the val batches are the same every epoch
-            ys = [np.stack([y[k].numpy() for k in LABEL_KEYS], axis=1) for _, y in self.val_ds]
-            self._targets = np.concatenate(ys).astype(np.float32)
-        return self._targets
-
-    def on_epoch_end(self, epoch, logs=None):
-        from deepwave_tf import metrics
-
-        if logs is None:
-            return
-        pred = self.model.predict(self.val_ds, verbose=0)
-        prob = np.stack([np.asarray(pred[k]).reshape(-1) for k in LABEL_KEYS], axis=1)
-        try:
-            res = metrics.challenge_score(self.targets(), np.clip(prob, 0.0, 1.0))
-        except metrics.MetricError as e:  # e.g. a tiny val split with one class only
-            print(f"warning: validation score undefined at epoch {epoch + 1}: {e}", file=sys.stderr)
-            res = {
-                "score": math.nan,
-                "mean_auc": math.nan,
-                "mean_brier": math.nan,
-                "mean_ece": math.nan,
-            }
-        self.last = res
-        logs["val_score"] = res["score"]
-        logs["val_auc"] = res["mean_auc"]
-        logs["val_brier"] = res["mean_brier"]
-        logs["val_ece"] = res["mean_ece"]
-
-
-class SpectrogramImages(keras.callbacks.Callback):
-    """Writes a few validation (and augmented train) log-mel spectrograms to TensorBoard once."""
-
-    def __init__(self, log_dir: Path, datasets: dict[str, tf.data.Dataset], count: int):
-        super().__init__()
-        self.log_dir = Path(log_dir)
-        self.datasets = datasets
-        self.count = count
-
-    def on_train_begin(self, logs=None):
-        if self.count <= 0:
-            return
-        writer = tf.summary.create_file_writer(str(self.log_dir / "images"))
-        with writer.as_default():
-            for name, ds in self.datasets.items():
-                x, y = next(iter(ds.take(1)))
-                mel = x[MEL][: self.count]  # [n, n_mels, frames, 1] dB
-                lo = tf.reduce_min(mel, axis=[1, 2, 3], keepdims=True)
-                hi = tf.reduce_max(mel, axis=[1, 2, 3], keepdims=True)
-                # Scaled to [0, 1] per image; low bands at the bottom.
-                img = tf.reverse((mel - lo) / tf.maximum(hi - lo, 1e-6), axis=[1])
-                tags = ", ".join(
-                    f"#{i}: fake={y[LABEL_KEYS[0]][i]:.0f} real={y[LABEL_KEYS[1]][i]:.0f}"
-                    for i in range(int(mel.shape[0]))
-                )
-                tf.summary.image(
-                    f"{name}_log_mel", img, step=0, max_outputs=self.count, description=tags
-                )
-        writer.close()
-
-
 def _best_so_far(history: Path, monitor: str) -> tuple[float | None, int | None]:
     """(best value, its 0-based epoch) of `monitor` in a CSVLogger file, or (None, None)."""
     if not history.is_file():
@@ -242,6 +183,10 @@ def make_callbacks(
     the checkpoint starts from the best value already in `history.csv`, so a
     worse epoch after the restart cannot overwrite the best weights.
     """
+    import keras
+
+    from deepwave_tf.callbacks import SpectrogramImages, ValidationScore
+
     run_dir = Path(run_dir)
     monitor, mode = cfg.train.monitor, MONITOR_MODE[cfg.train.monitor]
     best_value = _best_so_far(run_dir / HISTORY, monitor)[0] if resuming else None
@@ -272,6 +217,8 @@ def make_callbacks(
 
 def write_hparams(cfg: Config, log_dir: Path, final: dict[str, float]) -> None:
     """Model/train/augment config as TensorBoard hparams, with the final metrics."""
+    import numpy as np
+    import tensorflow as tf
     from tensorboard.plugins.hparams import api as hp
 
     values: dict[str, Any] = {}
@@ -292,6 +239,8 @@ def write_hparams(cfg: Config, log_dir: Path, final: dict[str, float]) -> None:
 # --------------------------------------------------------------------------- #
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """`default` (current device), `mirrored` or `multiworker` (reads TF_CONFIG)."""
+    import tensorflow as tf
+
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
@@ -299,6 +248,69 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "multiworker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ConfigError(f"--strategy {name!r} is not one of {STRATEGIES}")
+
+
+def finished_run(run_dir: Path) -> dict[str, Any] | None:
+    """`run.json` of the finished run in `run_dir`, or None if there is none.
+
+    Finished: `run.json` says "completed", or (older run dirs) `model.keras`
+    exists without a `run.json`. An interrupted run (status "running") is not
+    finished: rerunning the same command resumes it.
+    """
+    run_json = Path(run_dir) / RUN_JSON
+    if run_json.is_file():
+        try:
+            info = json.loads(run_json.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        return info if info.get("status") == "completed" else None
+    return {} if (Path(run_dir) / MODEL_FILE).is_file() else None
+
+
+def prepare_run_dir(run_dir: Path, *, overwrite: bool = False) -> list[str]:
+    """Refuse to train over a finished run, or clear fit's outputs when `overwrite`.
+
+    Retraining into a finished run would overwrite `model.keras` and
+    `history.csv` and add a second set of TensorBoard events to `tb/`.
+
+    Returns:
+        With `overwrite`: the names of `RUN_OUTPUTS` that were removed (exports
+        under `export/` are kept: they are complete models of their own).
+
+    Raises:
+        RunDirError: a finished run and not `overwrite`; the message says what
+            is there and what to do.
+    """
+    run_dir = Path(run_dir)
+    if overwrite:
+        removed = []
+        for name in RUN_OUTPUTS:
+            path = run_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+            else:
+                continue
+            removed.append(name)
+        return removed
+    info = finished_run(run_dir)
+    if info is None:
+        return []
+    summary = []
+    if info.get("epochs_run") is not None:
+        summary.append(cli.plural(info["epochs_run"], "epoch"))
+    best, epoch = info.get("best") or {}, info.get("best_epoch")
+    for monitor, value in best.items():
+        if value is not None:
+            summary.append(f"best {monitor} {value:.4f} at epoch {epoch}")
+    what = f" ({', '.join(summary)})" if summary else ""
+    raise RunDirError(
+        f"{run_dir} already holds a finished run{what} with {run_dir / MODEL_FILE}. "
+        "Training again would start from scratch over it. Pass --overwrite to start over "
+        "(removes its model, history, checkpoints and TensorBoard logs; exports are kept), "
+        "or give another --run-dir."
+    )
 
 
 def run(
@@ -309,6 +321,7 @@ def run(
     strategy: str = "default",
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = "auto",
+    overwrite: bool = False,
 ) -> keras.Model:
     """Train on `records_dir` (a prep output) and write `run_dir` (see the module docstring).
 
@@ -319,15 +332,27 @@ def run(
         strategy: "default", "mirrored" or "multiworker".
         callbacks: extra Keras callbacks, run after the standard ones.
         verbose: Keras `fit` verbosity (1 = progress bar).
+        overwrite: start over in a run dir that holds a finished or
+            interrupted run (see `prepare_run_dir`).
 
     Returns:
         The compiled model holding the best weights (also saved as `model.keras`).
 
     Raises:
+        RunDirError: `run_dir` holds a finished run and `overwrite` is False.
         ManifestError: missing records dir/manifest, other features, no val split.
         ConfigError: unknown strategy.
     """
     records_dir, run_dir = Path(records_dir).resolve(), Path(run_dir)
+    if not overwrite:
+        prepare_run_dir(run_dir)  # refuse a finished run before any work
+
+    import keras
+
+    from deepwave_tf import data, records
+    from deepwave_tf import model as model_lib
+    from deepwave_tf.records import ManifestError
+
     manifest = data.load_manifest(records_dir, cfg)
     for split in ("train", "val"):
         if not manifest.get("shards", {}).get(split):
@@ -338,6 +363,10 @@ def run(
     stats = data.load_stats(records_dir)
     dist = make_strategy(strategy)
 
+    if overwrite:
+        removed = prepare_run_dir(run_dir, overwrite=True)
+        if removed:
+            print(f"--overwrite: removed {', '.join(removed)} from {run_dir}", file=sys.stderr)
     run_dir.mkdir(parents=True, exist_ok=True)
     backup = run_dir / "checkpoints" / "backup"
     resuming = backup.is_dir() and any(backup.iterdir())
@@ -419,16 +448,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--strategy", choices=STRATEGIES, default="default", help="tf.distribute strategy"
     )
-    add_config_arguments(parser)
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over in a run dir that holds a finished (or interrupted) run; "
+        "without it a finished run is refused and an interrupted one resumes",
+    )
+    cli.add_config_arguments(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    cli.quiet_tensorflow()
+    try:  # config typos and a finished run are refused before TensorFlow loads
+        cfg = cli.load_args_config(args)
+        if not args.overwrite:
+            prepare_run_dir(args.run_dir)
+    except (ConfigError, RunDirError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from deepwave_tf.records import ManifestError
+
     try:
-        cfg = load_config(args.config, args.overrides)
-        run(cfg, args.records, args.run_dir, strategy=args.strategy, verbose=1)
-    except (ConfigError, ManifestError) as e:
+        run(
+            cfg,
+            args.records,
+            args.run_dir,
+            strategy=args.strategy,
+            verbose=1,
+            overwrite=args.overwrite,
+        )
+    except (ConfigError, ManifestError, RunDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(

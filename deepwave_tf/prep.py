@@ -45,7 +45,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from deepwave_tf.config import Config, ConfigError, FeatureConfig, add_config_arguments, load_config
+from deepwave_tf import cli
+from deepwave_tf.config import Config, ConfigError, FeatureConfig, load_config
 
 TRAIN_CSV = "train.csv"
 TEST_CSV = "test.csv"
@@ -933,15 +934,16 @@ def run(
             else:
                 tasks.extend(Task(position + j, split, i, r) for j, r in enumerate(rows))
             position += len(rows)
+    if resume:
+        total = sum(len(n) for n in names.values())
+        print(
+            f"resume: kept {len(done)} of {total} shards (complete, same plan) in {out_dir}; "
+            f"writing {total - len(done)}"
+        )
     try:
         done.update(_write_shards(tasks, names, data_dir, out_dir, plan_hash, cfg, progress))
     except KeyboardInterrupt:
-        print(
-            f"\ninterrupted: complete shards are kept in {out_dir}; finish with\n"
-            f"  python -m deepwave_tf.prep --data {data_dir} --out {out_dir} --resume "
-            "(plus the same --config/--set options)",
-            file=sys.stderr,
-        )
+        print(f"\ninterrupted: {resume_hint(data_dir, out_dir, splits)}", file=sys.stderr)
         raise
 
     # ---- summarise -------------------------------------------------------- #
@@ -1148,6 +1150,21 @@ def _find_inputs(data_dir: Path, splits: Sequence[str] | None) -> dict[str, Path
     return {s: present[s] for s in splits}
 
 
+def resume_hint(data_dir: Path, out_dir: Path, splits: Sequence[str] | None) -> str:
+    """The exact command that finishes an interrupted run into `out_dir`.
+
+    No --config/--set needed: `--resume` reads the config this run saved in
+    `out_dir` before writing any shard.
+    """
+    command = f"python -m deepwave_tf.prep --data {data_dir} --out {out_dir} --resume"
+    if splits is not None:
+        command += f" --splits {','.join(splits)}"
+    return (
+        f"complete shards are kept in {out_dir}; finish with\n  {command}\n"
+        f"(--resume reuses the config saved in {out_dir / 'config.toml'})"
+    )
+
+
 def _check_resume_plan(path: Path, plan: dict[str, Any], plan_hash: str) -> None:
     """Refuse to resume into a directory whose plan (config, csv, assignment) differs."""
     if not path.is_file():
@@ -1215,7 +1232,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", type=Path, required=True, help="dir with train.csv and/or test.csv"
     )
     parser.add_argument("--out", type=Path, required=True, help="output dir, e.g. tfrecords/NAME")
-    add_config_arguments(parser)
+    cli.add_config_arguments(
+        parser, note="with --resume and no --config: the config saved in OUT by the interrupted run"
+    )
     parser.add_argument("--val-fraction", type=float, help="overrides prep.val_fraction")
     parser.add_argument("--with-waveform", action="store_true", help="also store the waveform")
     parser.add_argument(
@@ -1234,7 +1253,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--splits", help="comma-separated csv files to read: train,test (default: present)"
     )
-    parser.add_argument("--resume", action="store_true", help="finish an interrupted run")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish an interrupted run (with the config it saved in OUT unless --config is given)",
+    )
     parser.add_argument("--strict", action="store_true", help="exit code 1 if any row is left out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -1242,24 +1265,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # decode failures are reported in errors.csv
+    cli.quiet_tensorflow()  # decode failures are reported in errors.csv
     from deepwave_tf.audio import AudioBackendError, AudioError
     from deepwave_tf.records import ManifestError
 
-    overrides = list(args.overrides)
+    flags = []  # the command's own flags, applied after --set
     if args.val_fraction is not None:
-        overrides.append(f"prep.val_fraction={args.val_fraction!r}")
+        flags.append(f"prep.val_fraction={args.val_fraction!r}")
     if args.with_waveform:
-        overrides.append("prep.store_waveform=true")
+        flags.append("prep.store_waveform=true")
     if args.holdout_column is not None:
-        overrides.append(f"prep.holdout_column={json.dumps(args.holdout_column)}")
+        flags.append(f"prep.holdout_column={json.dumps(args.holdout_column)}")
     for flag, key in ((args.holdout, "holdout"), (args.val_holdout, "val_holdout")):
         if flag is not None:
             names = [v.strip() for v in flag.split(",") if v.strip()]
-            overrides.append(f"prep.{key}={json.dumps(names)}")
+            flags.append(f"prep.{key}={json.dumps(names)}")
     splits = [s.strip() for s in args.splits.split(",") if s.strip()] if args.splits else None
+    saved = args.out / "config.toml"
     try:
-        cfg = load_config(args.config, overrides)
+        if args.resume and args.config is None and saved.is_file():
+            cfg = load_config(saved, [*args.overrides, *flags])  # the interrupted run's own
+            print(f"resume: using the config saved in {saved}")
+        else:
+            cfg = cli.load_args_config(args, extra_overrides=flags)
         result = run(
             cfg,
             args.data,

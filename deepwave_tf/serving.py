@@ -239,10 +239,18 @@ class FileScore:
     error: str = ""
     # (start_s, end_s, fake, real) of every window, in time order.
     timeline: list[tuple[float, float, float, float]] = dataclasses.field(default_factory=list)
+    native_rate_hz: int | None = None  # the file's own sample rate (before resampling)
 
     @property
     def ok(self) -> bool:
         return not self.error
+
+    @property
+    def warning(self) -> str | None:
+        """`audio.low_rate_warning` for this file (a rate below 16 kHz), else None."""
+        from deepwave_tf import audio
+
+        return audio.low_rate_warning(self.path, self.native_rate_hz) if self.ok else None
 
 
 def score_files(
@@ -297,6 +305,7 @@ def score_files(
         try:
             wav = audio.load(paths[i], fcfg.sample_rate_hz, backend)
             results[i].seconds = wav.shape[0] / fcfg.sample_rate_hz
+            results[i].native_rate_hz = audio.native_rate_hz(paths[i])
         except audio.AudioError as e:
             wav, results[i].error = np.zeros(0, np.float32), e.reason
         except Exception as e:  # one odd file must never stop the run

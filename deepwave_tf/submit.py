@@ -1,6 +1,7 @@
 """Score the challenge test set into `submission.csv`, and check any submission file.
 
     python -m deepwave_tf.submit --model EXPORT --data DIR --out submission.csv [--fill VALUE]
+                                 [--config FILE] [--set export.KEY=VALUE]
     python -m deepwave_tf.submit --check submission.csv [--data DIR]
 
 Scoring reads `DIR/test.csv` (`id,path`, paths relative to DIR), decodes and
@@ -8,13 +9,27 @@ scores every clip through the export (`serving.score_files`: a tf.data
 pipeline of parallel decodes batched to `serving_default`) and writes
 `id,fake,real` in `test.csv` order. A clip longer than the export's window
 (`features.clip_seconds`; the challenge's clips are exactly 5 s) is scored in
-windows and combined as `predict` does (`serving` module docstring).
+windows and combined as `predict` does (`serving` module docstring), with
+`export.window_hop_seconds` / `export.aggregate` from `--set`, the
+`[export]` section of `--config FILE`, or the export's own config, in that
+order.
 
-A clip that cannot be read is reported with its id and the reason. The
-submission is then NOT written (it would have holes) unless `--fill VALUE`
-says which probability to put in those rows. Exit codes: 0 written, 1 refused
-(unreadable clips without `--fill`) or `--check` found problems, 2 bad input
-(missing files or columns, an unusable model).
+Before anything is scored, every path of test.csv is checked (exists, is a
+readable non-empty file). Any that fails is listed with its id, and without
+`--fill` nothing is scored: the submission would have holes. With `--fill
+VALUE` the other clips are scored and VALUE is written for those.
+
+A clip that cannot be decoded is found while scoring; all of them are
+reported together at the end, with id and reason. Without `--fill` the
+submission is then NOT written, but the scores of every other clip are saved
+next to it in `OUT.partial.json` (keyed by the export, the window settings
+and each file's size and mtime): a rerun with `--fill VALUE`, or after fixing
+the files, reuses them and decodes only new or changed clips. The partial
+file is removed once the submission is written.
+
+Exit codes: 0 written, 1 refused (unreadable clips without `--fill`) or
+`--check` found problems, 2 bad input (a missing test.csv or column, an
+unusable model or config).
 
 `--check` validates a submission as the challenge does: columns exactly
 `id,fake,real` in that order, no NaN or empty values, numbers in [0, 1], no
@@ -27,17 +42,23 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import hashlib
+import json
 import math
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from deepwave_tf import cli
 from deepwave_tf.metrics import LABEL_KEYS
 
 TEST_CSV = "test.csv"
 COLUMNS = ("id", *LABEL_KEYS)
 MAX_LISTED = 5  # ids quoted per problem message
+PARTIAL_SUFFIX = ".partial.json"
+PARTIAL_FORMAT = "deepwave_tf-partial-scores-1"
+CONTEXT = "when scoring with a trained model"
 
 
 class SubmitError(ValueError):
@@ -98,27 +119,141 @@ def read_test_csv(data_dir: str | Path) -> list[tuple[str, Path]]:
 # --------------------------------------------------------------------------- #
 # Scoring
 # --------------------------------------------------------------------------- #
+def check_paths(rows: Sequence[tuple[str, Path]]) -> list[tuple[str, str, str]]:
+    """`(id, path, reason)` of every row whose path cannot be an audio file (`audio.path_problem`)."""
+    from deepwave_tf import audio
+
+    out = []
+    for clip_id, path in rows:
+        reason = audio.path_problem(path)
+        if reason:
+            out.append((clip_id, str(path), reason))
+    return out
+
+
 def score_test_set(
     model_path: str | Path,
     data_dir: str | Path,
     *,
     batch_size: int = 32,
     progress: bool = True,
+    config: str | Path | None = None,
+    overrides: Sequence[str] = (),
 ):
-    """Score every clip of `data_dir/test.csv`.
+    """Score every clip of `data_dir/test.csv` (all paths are checked first).
+
+    Args:
+        config, overrides: `--config FILE` ([export] section) and `--set
+            export.KEY=VALUE` on top of the export's own config.
 
     Returns:
         `(ids, scores, model)`: ids in test.csv order, one `serving.FileScore`
-        per id (with `.error` for unreadable clips), and the loaded export.
+        per id (with `.error` for clips that could not be decoded), and the
+        loaded export.
+
+    Raises:
+        SubmitError: paths that are missing or unreadable (all of them named,
+            before anything is scored).
     """
     from deepwave_tf import serving
 
     rows = read_test_csv(data_dir)
+    missing = check_paths(rows)
+    if missing:
+        raise SubmitError(
+            f"{len(missing)} of {len(rows)} test clips are missing or unreadable; "
+            "nothing was scored:\n  " + "\n  ".join(f"{i} ({p}): {r}" for i, p, r in missing)
+        )
     model = serving.load_export(model_path)
+    export_cfg = resolve_export_config(model, config, overrides)
     scores = serving.score_files(
-        model, [p for _, p in rows], batch_size=batch_size, progress=progress, desc="test clips"
+        model,
+        [p for _, p in rows],
+        batch_size=batch_size,
+        hop_seconds=export_cfg.window_hop_seconds,
+        how=export_cfg.aggregate,
+        progress=progress,
+        desc="test clips",
     )
     return [i for i, _ in rows], scores, model
+
+
+def resolve_export_config(model, config: str | Path | None, overrides: Sequence[str]):
+    """The `ExportConfig` to score with: the export's own, then `config`'s [export], then `overrides`."""
+    from deepwave_tf.config import load_config
+
+    base = (model.metadata["config"], str(model.path))
+    cfg = load_config(config, overrides, base=base, sections=("export",), context=CONTEXT)
+    return cfg.export
+
+
+def partial_path(out: str | Path) -> Path:
+    """Where scores of a refused submission wait for the rerun: `OUT.partial.json`."""
+    out = Path(out)
+    return out.with_name(out.name + PARTIAL_SUFFIX)
+
+
+def _partial_key(model, export_cfg) -> dict[str, Any]:
+    """What saved scores depend on besides the files: the export and the window settings."""
+    meta = (Path(model.path) / "assets" / "deepwave.json").read_bytes()
+    return {
+        "format": PARTIAL_FORMAT,
+        "model": str(Path(model.path).resolve()),
+        "metadata_sha256": hashlib.sha256(meta).hexdigest()[:16],
+        "window_hop_seconds": export_cfg.window_hop_seconds,
+        "aggregate": export_cfg.aggregate,
+    }
+
+
+def _file_stamp(path: str | Path) -> list[int] | None:
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def read_partial(path: Path, key: dict[str, Any], rows: Sequence[tuple[str, Path]]):
+    """Saved results still valid for `rows`: `{id: (fake, real) or error text}`.
+
+    A clip's result counts only when the key matches and its file has the
+    same path, size and mtime as when it was scored.
+    """
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    if saved.get("key") != key:
+        return {}
+    clips = saved.get("clips", {})
+    out: dict[str, tuple[float, float] | str] = {}
+    for clip_id, clip_path in rows:
+        entry = clips.get(clip_id)
+        if entry is None or entry.get("path") != str(clip_path):
+            continue
+        if entry.get("stamp") != _file_stamp(clip_path):
+            continue
+        out[clip_id] = entry["error"] if entry.get("error") else (entry["fake"], entry["real"])
+    return out
+
+
+def write_partial(path: Path, key: dict[str, Any], results: dict[str, Any], rows) -> None:
+    """Save `results` (`{id: (fake, real) or error text}`) for a rerun (see `read_partial`)."""
+    from deepwave_tf.records import write_json_atomic
+
+    paths = dict(rows)
+    clips = {}
+    for clip_id, result in results.items():
+        entry: dict[str, Any] = {
+            "path": str(paths[clip_id]),
+            "stamp": _file_stamp(paths[clip_id]),
+        }
+        if isinstance(result, str):
+            entry["error"] = result
+        else:
+            entry["fake"], entry["real"] = float(result[0]), float(result[1])
+        clips[clip_id] = entry
+    write_json_atomic(path, {"key": key, "clips": clips})
 
 
 def run(
@@ -129,6 +264,8 @@ def run(
     fill: float | None = None,
     batch_size: int = 32,
     progress: bool = True,
+    config: str | Path | None = None,
+    overrides: Sequence[str] = (),
 ) -> SubmitResult:
     """Write the submission for `data_dir/test.csv` (see the module docstring).
 
@@ -139,22 +276,78 @@ def run(
         fill: probability written for unreadable clips; None = refuse to write
             a submission with holes.
         batch_size: clips per SavedModel call.
+        config, overrides: `--config FILE` ([export] section) and `--set
+            export.KEY=VALUE` on top of the export's own config.
 
     Returns:
         `SubmitResult` (`exit_code` 0 written, 1 refused).
     """
+    from deepwave_tf import serving
+
     if fill is not None and not 0.0 <= fill <= 1.0:
         raise SubmitError(f"--fill must be a probability in [0, 1], got {fill}")
-    ids, scores, _ = score_test_set(model_path, data_dir, batch_size=batch_size, progress=progress)
-    errors = [(i, s.path, s.error) for i, s in zip(ids, scores) if not s.ok]
-    probs = {k: [getattr(s, k) for s in scores] for k in LABEL_KEYS}
-    for clip_id, path, reason in errors:
+    out = Path(out)
+    rows = read_test_csv(data_dir)
+    ids = [i for i, _ in rows]
+    missing = check_paths(rows)
+    for clip_id, path, reason in missing:
         print(f"unreadable: {clip_id} ({path}): {reason}", file=sys.stderr)
-    if errors and fill is None:
+    if missing and fill is None:
         print(
-            f"error: {len(errors)} of {len(ids)} test clips could not be read; "
+            f"error: {len(missing)} of {cli.plural(len(ids), 'test clip')} are missing or "
+            f"unreadable (listed above); nothing was scored and {out} was not written. "
+            "Fix the paths, or pass --fill VALUE to score the others and write VALUE for these.",
+            file=sys.stderr,
+        )
+        nan = {k: [math.nan] * len(ids) for k in LABEL_KEYS}
+        return SubmitResult(None, ids, nan, missing, 0, 1)
+
+    model = serving.load_export(model_path)
+    export_cfg = resolve_export_config(model, config, overrides)
+    key = _partial_key(model, export_cfg)
+    saved_at = partial_path(out)
+    results: dict[str, Any] = read_partial(saved_at, key, rows)
+    if results:
+        print(
+            f"reusing saved results of {cli.plural(len(results), 'clip')} from {saved_at}",
+            file=sys.stderr,
+        )
+    skip = {m[0] for m in missing}
+    todo = [(i, p) for i, p in rows if i not in skip and i not in results]
+    scores = []
+    if todo:
+        scores = serving.score_files(
+            model,
+            [p for _, p in todo],
+            batch_size=batch_size,
+            hop_seconds=export_cfg.window_hop_seconds,
+            how=export_cfg.aggregate,
+            progress=progress,
+            desc="test clips",
+        )
+    for (clip_id, _), s in zip(todo, scores):
+        results[clip_id] = (s.fake, s.real) if s.ok else s.error
+        if s.warning:
+            print(f"warning: {clip_id}: {s.warning}", file=sys.stderr)
+
+    paths = dict(rows)
+    decode_errors = [(i, str(paths[i]), results[i]) for i in ids if isinstance(results.get(i), str)]
+    for clip_id, path, reason in decode_errors:
+        print(f"unreadable: {clip_id} ({path}): {reason}", file=sys.stderr)
+    order = {i: n for n, i in enumerate(ids)}
+    errors = sorted(missing + decode_errors, key=lambda e: order[e[0]])
+    probs = {
+        k: [results[i][j] if isinstance(results.get(i), tuple) else math.nan for i in ids]
+        for j, k in enumerate(LABEL_KEYS)
+    }
+    if errors and fill is None:
+        write_partial(saved_at, key, results, rows)
+        good = sum(isinstance(r, tuple) for r in results.values())
+        print(
+            f"error: {len(errors)} of {cli.plural(len(ids), 'test clip')} could not be read; "
             f"not writing {out} with holes. Fix the files, or pass --fill VALUE to "
-            "write VALUE for them.",
+            f"write VALUE for them. The scores of the other {good} are saved in {saved_at}: "
+            "the rerun decodes only new or changed clips.",
             file=sys.stderr,
         )
         return SubmitResult(None, ids, probs, errors, 0, 1)
@@ -162,9 +355,12 @@ def run(
         bad = {e[0] for e in errors}
         for k in LABEL_KEYS:
             probs[k] = [fill if i in bad else p for i, p in zip(ids, probs[k])]
-        print(f"warning: filled {len(errors)} unreadable clips with {fill}", file=sys.stderr)
-    out = Path(out)
+        print(
+            f"warning: filled {cli.plural(len(errors), 'unreadable clip')} with {fill}",
+            file=sys.stderr,
+        )
     write_submission(out, ids, probs)
+    saved_at.unlink(missing_ok=True)
     return SubmitResult(out, ids, probs, errors, len(errors), 0)
 
 
@@ -328,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--check", type=Path, metavar="FILE", help="validate FILE instead of scoring"
     )
     parser.add_argument("--no-progress", action="store_true")
+    cli.add_config_arguments(parser, sections=("export",), default=None)
     return parser
 
 
@@ -339,7 +536,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for p in problems:
             print(f"error: {p}", file=sys.stderr)
         if problems:
-            print(f"{args.check}: INVALID ({len(problems)} problems)", file=sys.stderr)
+            print(
+                f"{args.check}: INVALID ({cli.plural(len(problems), 'problem')})", file=sys.stderr
+            )
             return 1
         scope = f"against {args.data / TEST_CSV}" if args.data else "(ids not checked: no --data)"
         print(f"{args.check}: valid {scope}")
@@ -349,11 +548,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.batch_size < 1:
         parser.error("--batch-size must be >= 1")
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ INFO lines bury the output
-    from deepwave_tf.config import ConfigError
+    cli.quiet_tensorflow()
+    from deepwave_tf.config import ConfigError, load_config
     from deepwave_tf.serving import ExportError
 
     try:
+        # Check --config/--set now (on the defaults): a typo should not wait for the model.
+        load_config(args.config, args.overrides, sections=("export",), context=CONTEXT)
         result = run(
             args.model,
             args.data,
@@ -361,6 +562,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             fill=args.fill,
             batch_size=args.batch_size,
             progress=not args.no_progress,
+            config=args.config,
+            overrides=args.overrides,
         )
     except (SubmitError, ExportError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -50,6 +50,7 @@ import argparse
 import codecs
 import collections
 import dataclasses
+import functools
 import gc
 import json
 import os
@@ -62,22 +63,14 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
-import keras_tuner as kt
+from deepwave_tf import cli
+from deepwave_tf.config import Config, ConfigError, TuneConfig, config_from_dict
 
-from deepwave_tf import data, fit, records
-from deepwave_tf import model as model_lib
-from deepwave_tf.config import (
-    Config,
-    ConfigError,
-    TuneConfig,
-    add_config_arguments,
-    config_from_dict,
-    load_config,
-)
-from deepwave_tf.records import ManifestError
+if TYPE_CHECKING:  # TensorFlow, Keras and KerasTuner load when a search starts: `--help` is fast
+    import keras
+    import keras_tuner as kt
 
 ALGORITHMS = ("hyperband", "bayesian", "random")
 OBJECTIVES = {"val_score": "min", "val_auc": "max"}
@@ -141,43 +134,66 @@ def config_for(base: Config, hp: kt.HyperParameters) -> Config:
     return base.replace(model=model, train=train, data=data_cfg, augment=augment)
 
 
-class DeepwaveHyperModel(kt.HyperModel):
-    """`build(hp)` -> the same model `fit` builds; `fit(hp, model)` -> the same pipeline."""
+def __getattr__(name: str):
+    """`tune.DeepwaveHyperModel`: the class is made on first use (it needs KerasTuner)."""
+    if name == "DeepwaveHyperModel":
+        return _hypermodel_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    def __init__(self, base: Config, records_dir: Path, stats: dict[str, Any], verbose: int = 1):
-        super().__init__(name="deepwave")
-        self.base, self.records_dir, self.stats, self.verbose = base, records_dir, stats, verbose
 
-    def build(self, hp: kt.HyperParameters) -> keras.Model:
-        cfg = config_for(self.base, hp)
-        return fit.compile_model(model_lib.build_model(cfg, self.stats), cfg)
+@functools.cache
+def _hypermodel_class() -> type:
+    """`DeepwaveHyperModel`, defined once KerasTuner is imported."""
+    import keras
+    import keras_tuner as kt
 
-    def fit(self, hp: kt.HyperParameters, model: keras.Model, *args, callbacks=(), **kwargs):
-        cfg = config_for(self.base, hp)
-        steps = cfg.train.steps_per_epoch or None  # as in fit.run
-        train_ds = data.make_dataset(
-            self.records_dir, "train", cfg, training=True, repeat=steps is not None
-        )
-        val_ds = data.make_dataset(self.records_dir, "val", cfg, training=False)
-        if cfg.train.validation_steps:
-            val_ds = val_ds.take(cfg.train.validation_steps)
-        objective = self.base.tune.objective
-        early = keras.callbacks.EarlyStopping(
-            monitor=objective,
-            mode=OBJECTIVES[objective],
-            patience=cfg.train.early_stopping_patience,
-        )
-        # ValidationScore first: it adds val_score/val_auc to the logs the others read.
-        cbs = [fit.ValidationScore(val_ds), early, *callbacks]
-        kwargs.setdefault("epochs", self.base.tune.max_epochs)
-        return model.fit(
-            train_ds,
-            validation_data=val_ds,
-            steps_per_epoch=steps,
-            callbacks=cbs,
-            verbose=self.verbose,
-            **kwargs,
-        )
+    from deepwave_tf import data, fit
+    from deepwave_tf import model as model_lib
+
+    class DeepwaveHyperModel(kt.HyperModel):
+        """`build(hp)` -> the same model `fit` builds; `fit(hp, model)` -> the same pipeline."""
+
+        def __init__(
+            self, base: Config, records_dir: Path, stats: dict[str, Any], verbose: int = 1
+        ):
+            super().__init__(name="deepwave")
+            self.base, self.records_dir = base, records_dir
+            self.stats, self.verbose = stats, verbose
+
+        def build(self, hp: kt.HyperParameters) -> keras.Model:
+            cfg = config_for(self.base, hp)
+            return fit.compile_model(model_lib.build_model(cfg, self.stats), cfg)
+
+        def fit(self, hp: kt.HyperParameters, model: keras.Model, *args, callbacks=(), **kwargs):
+            cfg = config_for(self.base, hp)
+            steps = cfg.train.steps_per_epoch or None  # as in fit.run
+            train_ds = data.make_dataset(
+                self.records_dir, "train", cfg, training=True, repeat=steps is not None
+            )
+            val_ds = data.make_dataset(self.records_dir, "val", cfg, training=False)
+            if cfg.train.validation_steps:
+                val_ds = val_ds.take(cfg.train.validation_steps)
+            objective = self.base.tune.objective
+            early = keras.callbacks.EarlyStopping(
+                monitor=objective,
+                mode=OBJECTIVES[objective],
+                patience=cfg.train.early_stopping_patience,
+            )
+            # ValidationScore first: it adds val_score/val_auc to the logs the others read.
+            cbs = [fit.ValidationScore(val_ds), early, *callbacks]
+            kwargs.setdefault("epochs", self.base.tune.max_epochs)
+            return model.fit(
+                train_ds,
+                validation_data=val_ds,
+                steps_per_epoch=steps,
+                callbacks=cbs,
+                verbose=self.verbose,
+                **kwargs,
+            )
+
+    DeepwaveHyperModel.__module__ = __name__
+    DeepwaveHyperModel.__qualname__ = "DeepwaveHyperModel"
+    return DeepwaveHyperModel
 
 
 def _release_heap() -> None:
@@ -191,6 +207,9 @@ def _release_heap() -> None:
 
 
 def _tuner_class(algorithm: str) -> type:
+    import keras
+    import keras_tuner as kt
+
     base = {
         "hyperband": kt.Hyperband,
         "bayesian": kt.BayesianOptimization,
@@ -217,7 +236,10 @@ def _tuner_class(algorithm: str) -> type:
     return Tuner
 
 
-def make_tuner(cfg: Config, hypermodel: DeepwaveHyperModel, run_dir: Path) -> kt.Tuner:
+def make_tuner(cfg: Config, hypermodel: kt.HyperModel, run_dir: Path) -> kt.Tuner:
+    import keras
+    import keras_tuner as kt
+
     t = cfg.tune
     if t.algorithm not in ALGORITHMS:
         raise ConfigError(f"tune.algorithm={t.algorithm!r} is not one of {ALGORITHMS}")
@@ -283,6 +305,8 @@ def _run_trial_in_processes(tuner: kt.Tuner, trial, *args, **kwargs) -> list:
     `<log_dir>/<trial>/execution<n>` with the trial's HParams; one best-epoch
     checkpoint per trial across executions. Returns one History per execution.
     """
+    import keras
+    import keras_tuner as kt
     from keras_tuner.src.engine import tuner_utils
 
     callbacks = list(kwargs.pop("callbacks", []) or [])
@@ -298,7 +322,7 @@ def _run_trial_in_processes(tuner: kt.Tuner, trial, *args, **kwargs) -> list:
             f"trial process; got positional args {len(args)}, keyword args {unknown}, "
             f"callbacks {[type(cb).__name__ for cb in others]}; use tune.isolation='inline'"
         )
-    hypermodel: DeepwaveHyperModel = tuner.hypermodel
+    hypermodel = tuner.hypermodel  # a DeepwaveHyperModel
     objective = tuner.oracle.objective
     resume_from = None
     if "tuner/trial_id" in hp.values:  # Hyperband: continue the parent trial's best epoch
@@ -460,15 +484,19 @@ def _json_default(obj: Any) -> Any:
 
 def _train_trial(spec: dict[str, Any], spec_path: Path) -> dict[str, Any]:
     """The child side: build, (load the Hyperband parent,) fit, checkpoint; the result dict."""
+    import keras
+    import keras_tuner as kt
     from keras_tuner.src.engine import tuner_utils
     from tensorboard.plugins.hparams import api as hparams_api
+
+    from deepwave_tf import data
 
     start = time.perf_counter()
     base = config_from_dict(spec["config"], source=str(spec_path))
     records_dir = Path(spec["records_dir"])
     data.load_manifest(records_dir, base)  # a clear error if the records are gone or differ
     stats = data.load_stats(records_dir)
-    hypermodel = DeepwaveHyperModel(base, records_dir, stats, spec["verbose"])
+    hypermodel = _hypermodel_class()(base, records_dir, stats, spec["verbose"])
     hp = kt.HyperParameters.from_config(spec["hyperparameters"])
     model = hypermodel.build(hp)
     if spec["resume_from"]:  # as Hyperband._build_hypermodel
@@ -509,6 +537,8 @@ def _train_trial(spec: dict[str, Any], spec_path: Path) -> dict[str, Any]:
 
 def _trial_main(spec_path: Path) -> int:
     """`python -m deepwave_tf.tune --trial-spec SPEC`: train one trial, write its result JSON."""
+    from deepwave_tf import records
+
     trial = "?"
     try:
         spec = json.loads(spec_path.read_text())
@@ -585,13 +615,18 @@ def run(cfg: Config, records_dir: Path, run_dir: Path, *, verbose: int = 1) -> T
         ConfigError: bad search space, algorithm or objective.
         RuntimeError: no trial completed.
     """
+    import keras
+
+    from deepwave_tf import data
+    from deepwave_tf.records import ManifestError
+
     records_dir, run_dir = Path(records_dir).resolve(), Path(run_dir)
     manifest = data.load_manifest(records_dir, cfg)
     if not manifest.get("shards", {}).get("val"):
         raise ManifestError(f"{records_dir} has no 'val' split; tuning needs one")
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(run_dir)
-    hypermodel = DeepwaveHyperModel(cfg, records_dir, data.load_stats(records_dir), verbose)
+    hypermodel = _hypermodel_class()(cfg, records_dir, data.load_stats(records_dir), verbose)
     tuner = make_tuner(cfg, hypermodel, run_dir)
     tensorboard = keras.callbacks.TensorBoard(
         log_dir=str(run_dir / "tb"), write_graph=False, profile_batch=0
@@ -641,12 +676,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-trials", type=int, help="overrides tune.max_trials")
     parser.add_argument("--max-epochs", type=int, help="overrides tune.max_epochs")
     parser.add_argument("--objective", choices=tuple(OBJECTIVES), help="overrides tune.objective")
-    add_config_arguments(parser)
+    cli.add_config_arguments(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    cli.quiet_tensorflow()  # trial processes inherit the level
     if len(argv) == 2 and argv[0] == TRIAL_SPEC_FLAG:  # a trial's child process
         return _trial_main(Path(argv[1]))
     args = build_parser().parse_args(argv)
@@ -658,7 +694,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"tune.{key}={value!r}" if isinstance(value, str) else f"tune.{key}={value}"
             )
     try:
-        cfg = load_config(args.config, overrides)
+        cfg = cli.load_args_config(args, extra_overrides=overrides[len(args.overrides) :])
+    except ConfigError as e:  # before TensorFlow loads
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from deepwave_tf.records import ManifestError
+
+    try:
         run(cfg, args.records, args.run_dir)
     except (ConfigError, ManifestError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -230,3 +230,22 @@ def test_tfio_load_failure_is_a_clear_backend_error(monkeypatch, tmp_path, tiny_
         audio.tfio_module.cache_clear()
     monkeypatch.undo()
     assert audio.tfio_available() is True
+
+
+def test_path_problem_and_low_rate_warning(tmp_path):
+    """The cheap pre-checks submit runs on every path, and the one low-rate wording (issue 12)."""
+    assert audio.path_problem(tmp_path / "gone.wav") == "file not found"
+    assert audio.path_problem(tmp_path) == "is a directory, not an audio file"
+    (tmp_path / "empty.wav").write_bytes(b"")
+    assert audio.path_problem(tmp_path / "empty.wav") == "empty file (0 bytes)"
+    path = tmp_path / "phone.wav"
+    sf.write(path, np.zeros(800, np.float32), 8000)
+    assert audio.path_problem(path) is None
+    assert audio.native_rate_hz(path) == 8000
+    assert audio.native_rate_hz(tmp_path / "empty.wav") is None
+    assert audio.low_rate_warning(path, 8000) == (
+        f"{path} is 8000 Hz audio (below 16 kHz): it holds nothing above 4 kHz, "
+        "a bandwidth unlike the training data, so its score is less reliable"
+    )
+    assert audio.low_rate_warning(path, 16000) is None
+    assert audio.low_rate_warning(path, None) is None

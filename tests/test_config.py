@@ -119,3 +119,57 @@ def test_frozen_and_feature_hash():
     assert f.hash() == FeatureConfig().hash() and len(f.hash()) == 16
     assert dataclasses.replace(f, n_mels=64).hash() != f.hash()
     assert load_config(None, ["train.epochs=1"]).features.hash() == f.hash()  # only features count
+
+
+def test_errors_name_where_a_bad_key_came_from(tmp_path):
+    """A --set typo is blamed on --set, a file's typo on the file (issue 12, item 2)."""
+    with pytest.raises(ConfigError) as info:
+        load_config(CONFIG_DIR / "default.toml", ["model.activaton=relu"])
+    assert "unknown config key 'model.activaton' given with --set;" in str(info.value)
+    assert "default.toml" not in str(info.value)
+    with pytest.raises(ConfigError, match="unknown config section 'modle' given with --set"):
+        load_config(CONFIG_DIR / "default.toml", ["modle.activation=relu"])
+    with pytest.raises(
+        ConfigError, match=r"train\.epochs must be an integer, got 'x' \(given with --set\)"
+    ):
+        load_config(CONFIG_DIR / "default.toml", ["train.epochs=x"])
+    path = tmp_path / "bad.toml"
+    path.write_text("[train]\nepochs = 'x'\n")
+    with pytest.raises(ConfigError, match=rf"got 'x' \(in {path}\)"):
+        load_config(path)
+
+
+def test_base_and_sections_layer_over_a_trained_models_config(tmp_path):
+    """Commands using a trained model: its config <- [export] of --config <- --set export.*."""
+    model = load_config(None, ["model.lstm_units=8", "export.aggregate=mean"]).to_dict()
+    base = (model, "runs/x/config.json")
+    cfg = load_config(None, [], base=base, sections=("export",))
+    assert cfg.model.lstm_units == 8 and cfg.export.aggregate == "mean"
+    path = tmp_path / "f.toml"
+    path.write_text("[model]\nlstm_units = 99\n[export]\nwindow_hop_seconds = 1.0\n")
+    cfg = load_config(path, ["export.aggregate=max"], base=base, sections=("export",))
+    assert cfg.model.lstm_units == 8  # the file's [model] is not used
+    assert cfg.export.window_hop_seconds == 1.0 and cfg.export.aggregate == "max"
+    assert cfg.export.parity_atol == 1e-5  # keys neither lists keep the model's value
+    with pytest.raises(
+        ConfigError,
+        match=r"override 'model\.lstm_units=3': only export\.\* can be changed at export time",
+    ):
+        load_config(
+            None, ["model.lstm_units=3"], base=base, sections=("export",), context="at export time"
+        )
+    path.write_text("[model]\nlstm_unit = 99\n")  # a typo in an unused section is still an error
+    with pytest.raises(ConfigError, match=rf"unknown config key 'model\.lstm_unit' in {path}"):
+        load_config(path, [], base=base, sections=("export",))
+    with pytest.raises(ConfigError, match=r"'export\.aggregat' given with --set"):
+        load_config(None, ["export.aggregat=mean"], base=base, sections=("export",))
+    bad = {**model, "model": {**model["model"], "lstm_unitz": 1}}
+    with pytest.raises(ConfigError, match=r"'model\.lstm_unitz' in runs/x/config\.json"):
+        load_config(None, [], base=(bad, "runs/x/config.json"), sections=("export",))
+
+
+def test_a_bad_key_of_the_base_is_not_blamed_on_the_file(tmp_path):
+    path = tmp_path / "f.toml"
+    path.write_text("[model]\nlstm_units = 4\n")
+    with pytest.raises(ConfigError, match=r"'model\.lstm_unitz' in run/config\.json"):
+        load_config(path, base=({"model": {"lstm_unitz": 1}}, "run/config.json"))

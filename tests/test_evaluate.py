@@ -106,6 +106,7 @@ def test_evaluate_through_the_export_matches_its_submission(export_dir, sample_d
         model=export_dir,
         progress=False,
         plots=False,
+        overrides=["export.aggregate=mean"],
     )
     from_file = evaluate.run(
         sample_dir,
@@ -118,6 +119,8 @@ def test_evaluate_through_the_export_matches_its_submission(export_dir, sample_d
     assert scored["plots"] == {} and not list((tmp_path / "a").glob("*.png"))
     assert scored["score"] == pytest.approx(from_file["score"], abs=1e-6)
     assert scored["source"]["model"] == str(export_dir.resolve())
+    # 5 s clips are one window each: mean = max. metrics.json records what was used.
+    assert scored["source"]["export"] == {"window_hop_seconds": 2.5, "aggregate": "mean"}
     # With the export's temperatures: the uncalibrated metrics, and the uncalibrated
     # probabilities are sigmoid(T * logit(p)).
     meta = json.loads((export_dir / "assets" / "deepwave.json").read_text())
@@ -154,6 +157,30 @@ def test_evaluate_cli(made_up_submission, sample_dir, tmp_path, capsys):
     score = json.loads((tmp_path / "metrics.json").read_text())["score"]
     assert out.startswith(f"challenge score {score:.4f} (lower is better) on 40 clips")
     assert "single_fake" in out and "EER of fake on 16 single-voice clips" in out
+    assert out.count("acc@0.5") == 2 and evaluate.ACC_NOTE in out  # the column is explained
+    with pytest.raises(SystemExit):  # --set changes scoring by --model, not a submission
+        evaluate.main(
+            ["--data", str(sample_dir), "--labels", str(sample_dir / "test_labels.csv")]
+            + ["--out", str(tmp_path), "--submission", str(made_up_submission)]
+            + ["--set", "export.aggregate=mean"]
+        )
+    assert "--submission is scored already" in capsys.readouterr().err
+
+
+def test_roc_legend_names_every_mark(tmp_path):
+    rng = np.random.default_rng(0)
+    y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]] * 10)
+    p = np.clip(y * 0.4 + rng.uniform(0, 0.6, y.shape), 0, 1)
+    single = y.sum(axis=1) == 1
+    result = metrics.challenge_score(y, p)
+    result["eer_fake_single_voice"] = metrics.eer_with_threshold(y[single, 0], p[single, 0])[0]
+    labels = evaluate.plot_roc(tmp_path / "roc.png", y, p, single, result)
+    assert labels[3:] == [
+        "EER point (false positive = miss rate)",
+        "chance (AUC 0.5)",
+        "equal error line (EER points lie on it)",
+    ]
+    assert labels[2].startswith("fake, single-voice clips: EER ")
 
 
 def test_without_meta_conditions_come_from_targets(made_up_submission, sample_dir, tmp_path):
@@ -200,7 +227,7 @@ def test_evaluate_errors(made_up_submission, sample_dir, tmp_path, capsys):
     )
     assert code == 2
     err = capsys.readouterr().err
-    assert f"error: submission {bad} is invalid (1 problems):" in err
+    assert f"error: submission {bad} is invalid (1 problem):" in err
     assert "expected id,fake,real in that order" in err
     with pytest.raises(evaluate.EvaluateError, match="give --model EXPORT"):
         evaluate.run(sample_dir, sample_dir / "test_labels.csv", tmp_path / "o")

@@ -458,3 +458,18 @@ def test_export_cli_errors(tmp_path, capsys, tiny_cfg):
     assert "only export.* can be changed at export time" in capsys.readouterr().err
     assert export.main(["--run-dir", str(tmp_path / "run"), "--no-calibrate"]) == 2
     assert "no model.keras in" in capsys.readouterr().err
+
+
+def test_load_run_config_layers_export_settings(tmp_path, tiny_cfg):
+    """export: the run's config <- [export] of --config <- --set export.* (issue 12, items 1, 2)."""
+    from deepwave_tf import export
+    from deepwave_tf.config import ConfigError
+
+    tiny_cfg.save(tmp_path)
+    extra = tmp_path / "extra.toml"
+    extra.write_text("[export]\nparity_atol = 1e-4\naggregate = 'max'\n[model]\nlstm_units = 99\n")
+    cfg = export.load_run_config(tmp_path, ["export.aggregate=mean"], extra)
+    assert cfg.export.parity_atol == 1e-4 and cfg.export.aggregate == "mean"
+    assert cfg.model == tiny_cfg.model  # the trained model's sections do not change
+    with pytest.raises(ConfigError, match=r"'export\.aggregat' given with --set"):
+        export.load_run_config(tmp_path, ["export.aggregat=mean"])

@@ -170,3 +170,37 @@ def test_unknown_strategy_is_refused():
     with pytest.raises(ConfigError, match="not one of"):
         fit.make_strategy("tpu")
     assert fit.make_strategy("default").num_replicas_in_sync == 1
+
+
+def test_a_finished_run_is_refused_unless_overwrite(tmp_path, capsys):
+    """Rerunning fit into a finished run dir must not retrain it silently (issue 12, item 5)."""
+    run_dir = tmp_path / "done"
+    for name in ("checkpoints/backup", "tb/train", "export/20261125T140000Z"):
+        (run_dir / name).mkdir(parents=True)
+    for name in ("config.json", "config.toml", "history.csv", "model.keras"):
+        (run_dir / name).write_text("x")
+    info = {"status": "completed", "epochs_run": 3, "best_epoch": 2, "best": {"val_auc": 0.75}}
+    (run_dir / fit.RUN_JSON).write_text(json.dumps(info))
+    argv = ["--records", str(tmp_path / "any"), "--run-dir", str(run_dir)]
+    assert fit.main([*argv, "--config", "configs/tiny.toml"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"error: {run_dir} already holds a finished run (3 epochs, best val_auc 0.7500 at epoch 2)"
+    )
+    assert "Pass --overwrite to start over" in err
+    with pytest.raises(fit.RunDirError):
+        fit.run(fast_cfg(), tmp_path / "any", run_dir)
+    assert (run_dir / "model.keras").read_text() == "x"  # untouched
+
+    removed = fit.prepare_run_dir(run_dir, overwrite=True)
+    assert sorted(removed) == sorted(fit.RUN_OUTPUTS)
+    assert sorted(p.name for p in run_dir.iterdir()) == ["export"]  # exports are kept
+    assert fit.prepare_run_dir(run_dir) == []  # nothing finished there now
+
+    # An interrupted run is not finished: the same command resumes it.
+    (run_dir / fit.RUN_JSON).write_text(json.dumps({"status": "running"}))
+    assert fit.finished_run(run_dir) is None
+    # A run dir from before run.json: model.keras alone marks it finished.
+    (run_dir / fit.RUN_JSON).unlink()
+    (run_dir / "model.keras").write_text("x")
+    assert fit.finished_run(run_dir) == {}

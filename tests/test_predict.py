@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from test_export import tiny_export_dir
 
-from deepwave_tf import predict, serving
+from deepwave_tf import audio, predict, serving
 from deepwave_tf.config import FeatureConfig
 
 SR = 32000
@@ -169,6 +169,11 @@ def test_predict_cli_table_csv_and_failures(export_dir, audio_dir, tmp_path, cap
     row = next(line for line in table if line.startswith(str(audio_dir / "short.flac")))
     assert row.split()[1:3] == ["2.00", "1"]  # resampled from 16 kHz, one padded window
     assert "3 of 6 files scored" in captured.out
+    assert predict.PROBABILITIES_NOTE in captured.out  # fake and real are independent
+    assert (
+        "skipped 1 non-audio file found in the directories (.txt); --list-skipped" in captured.out
+    )
+    assert "warning:" not in captured.err  # 16 kHz is not below 16 kHz
     assert "3 files could not be read:" in captured.err
     assert f"{tmp_path / 'gone.ogg'}: file not found" in captured.err
     assert f"{audio_dir / 'empty.wav'}: empty file (0 bytes)" in captured.err
@@ -208,3 +213,63 @@ def test_resolve_export_dir(export_dir, tmp_path):
     with pytest.raises(serving.ExportError, match="is not a SavedModel export"):
         serving.resolve_export_dir(tmp_path)
     assert predict.main(["--model", str(tmp_path), str(tmp_path)]) == 2
+
+
+def test_predict_keeps_csv_columns_applies_set_and_warns_on_low_rates(
+    export_dir, model, audio_dir, tmp_path, capsys
+):
+    """Issue 12: --config/--set on predict, input csv columns in --out, 8 kHz warning, grammar."""
+    import soxr
+
+    wav, _ = sf.read(audio_dir / "long.wav", dtype="float32")
+    narrow = tmp_path / "phone.wav"
+    sf.write(narrow, soxr.resample(wav[: 3 * SR], SR, 8000), 8000)
+    listing = tmp_path / "list.csv"
+    listing.write_text(
+        f"id,path,label,fake\nA1,{audio_dir / 'long.wav'},real,0\nA2,phone.wav,fake,1\n"
+    )
+    export_toml = tmp_path / "export.toml"
+    export_toml.write_text('[export]\naggregate = "max"\nwindow_hop_seconds = 5.0\n')
+    out = tmp_path / "preds.csv"
+    argv = ["--model", str(export_dir), str(listing), "--out", str(out), "--no-progress"]
+    argv += ["--config", str(export_toml), "--set", "export.aggregate=mean"]
+    assert predict.main(argv) == 0
+    captured = capsys.readouterr()
+    assert "2 of 2 files scored" in captured.out
+    warnings = [line for line in captured.err.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: {audio.low_rate_warning(narrow, 8000)}"]
+    assert "8000 Hz audio (below 16 kHz)" in warnings[0]
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["id", "label", "input_fake", *predict.OUT_COLUMNS]
+    assert [(r["id"], r["label"], r["input_fake"]) for r in rows] == [
+        ("A1", "real", "0"),
+        ("A2", "fake", "1"),
+    ]
+    # --set (mean) beat --config (max); the hop of --config (5 s) was used: 3 windows.
+    (expected,) = serving.score_files(
+        model, [audio_dir / "long.wav"], how="mean", hop_seconds=5.0, progress=False
+    )
+    assert rows[0]["windows"] == "3"
+    assert float(rows[0]["fake"]) == pytest.approx(expected.fake, abs=1e-6)
+
+    # One file: "1 of 1 file"; --list-skipped names what a directory scan left out.
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "clip.wav").write_bytes((audio_dir / "long.wav").read_bytes())
+    (one / "readme.md").write_text("notes")
+    assert (
+        predict.main(["--model", str(export_dir), str(one), "--no-progress", "--list-skipped"]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "1 of 1 file scored\n" in printed
+    assert "skipped 1 non-audio file found in the directories (.md)\n" in printed
+    assert f"  skipped: {one / 'readme.md'}\n" in printed
+
+    # Config errors come before the model loads, and name their origin.
+    assert (
+        predict.main(["--model", str(export_dir), str(one), "--set", "export.aggregat=mean"]) == 2
+    )
+    assert "'export.aggregat' given with --set" in capsys.readouterr().err
+    assert predict.main(["--model", str(export_dir), str(one), "--set", "model.dropout=0"]) == 2
+    assert "only export.* can be changed when scoring" in capsys.readouterr().err

@@ -312,8 +312,8 @@ _KILL_WRAPPER = """
 import os, sys, time
 from deepwave_tf import prep
 original = prep._ShardWriter.write
-def write(self, serialized, row):
-    original(self, serialized, row)
+def write(self, *args, **kwargs):
+    original(self, *args, **kwargs)
     if self.index == 1 and self.count == 2:  # inside the 2nd shard: wait to be killed
         self.writer.flush()
         print("READY", flush=True)
@@ -501,3 +501,28 @@ def test_cli_flags(tmp_path, sample_dir, capsys):
     manifest = records.read_manifest(out)
     assert set(manifest["shards"]) == {"test"} and manifest["stats"] is None
     assert sorted(p.name for p in out.glob("*.tfrecord-*")) == manifest["shards"]["test"]
+
+
+def test_resume_reuses_the_saved_config_and_says_what_it_kept(tmp_path, sample_dir, capsys):
+    """`--resume` alone finishes a run made with another config (issue 12, item 4)."""
+    data = _subset(sample_dir, tmp_path / "data", 3)
+    out = tmp_path / "recs"
+    argv = ["--data", str(data), "--out", str(out), "--no-progress"]
+    options = ["--config", str(REPO / "configs" / "tiny.toml"), "--set", "prep.batch_size=4"]
+    options += ["--set", "prep.num_shards=3", "--set", "prep.val_fraction=0.0"]
+    assert prep.main([*argv, *options]) == 0
+    ref = _shard_bytes(out)
+    names = sorted(ref)
+    assert len(names) == 3  # not the default 8 shards
+    (out / names[1]).unlink()  # as if interrupted in the middle shard
+    (out / "manifest.json").unlink()
+    capsys.readouterr()
+    assert prep.main([*argv, "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert f"resume: using the config saved in {out / 'config.toml'}\n" in printed
+    assert f"resume: kept 2 of 3 shards (complete, same plan) in {out}; writing 1\n" in printed
+    assert _shard_bytes(out) == ref
+    # The interrupt hint is that exact command.
+    hint = prep.resume_hint(data, out, None)
+    assert f"\n  python -m deepwave_tf.prep --data {data} --out {out} --resume\n" in hint
+    assert "--resume --splits train,test\n" in prep.resume_hint(data, out, ["train", "test"])

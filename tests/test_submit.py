@@ -49,8 +49,6 @@ def test_submission_matches_serving_default_per_clip(submission, export_dir, sam
     """Batched tf.data scoring = one serving_default call per decoded clip."""
     import tensorflow as tf
 
-    from deepwave_tf import audio
-
     loaded = tf.saved_model.load(str(export_dir))
     rows = {r[0]: (float(r[1]), float(r[2])) for r in read_rows(submission)[1:]}
     for clip_id in sample_ids(sample_dir)[:3]:
@@ -73,24 +71,75 @@ def broken_data(sample_dir, tmp_path) -> Path:
     return data
 
 
-def test_unreadable_clips_refuse_to_write_without_fill(
-    export_dir, broken_data, sample_dir, tmp_path, capsys
+def test_missing_paths_are_refused_before_anything_is_scored(
+    export_dir, broken_data, sample_dir, tmp_path, capsys, monkeypatch
 ):
+    """Issue 12, item 3: a missing path is found before 600 clips are scored, not after."""
+    from deepwave_tf import serving
+
     ids = sample_ids(sample_dir)
     out = tmp_path / "sub.csv"
+    monkeypatch.setattr(serving, "score_files", lambda *a, **k: pytest.fail("scored anyway"))
+    monkeypatch.setattr(serving, "load_export", lambda *a, **k: pytest.fail("loaded the model"))
     code = submit.main(
         ["--model", str(export_dir), "--data", str(broken_data), "--out", str(out), "--no-progress"]
     )
     assert code == 1
     assert not out.exists()
     err = capsys.readouterr().err
-    corrupt, missing = (broken_data / "test" / f"{ids[i]}.ogg" for i in (3, 7))
-    with pytest.raises(audio.AudioError) as reason:
-        audio.load(corrupt, 32000)
-    assert f"unreadable: {ids[3]} ({corrupt}): {reason.value.reason}\n" in err
+    missing = broken_data / "test" / f"{ids[7]}.ogg"
     assert f"unreadable: {ids[7]} ({missing}): file not found\n" in err
-    assert "2 of 40 test clips could not be read; not writing" in err
+    assert "1 of 40 test clips are missing or unreadable (listed above); nothing was scored" in err
     assert "pass --fill VALUE" in err
+    (broken_data / "test" / f"{ids[9]}.ogg").write_bytes(b"")
+    with pytest.raises(submit.SubmitError, match=r"2 of 40 test clips are missing or unreadable"):
+        submit.score_test_set(export_dir, broken_data)  # evaluate's path: the same check
+
+
+def test_decode_failures_come_in_one_pass_and_the_rerun_reuses_the_scores(
+    export_dir, broken_data, submission, sample_dir, tmp_path, capsys, monkeypatch
+):
+    """Unreadable clips are all reported after one pass; --fill then decodes nothing again."""
+    from deepwave_tf import serving
+
+    ids = sample_ids(sample_dir)
+    shutil.copy(sample_dir / "test" / f"{ids[7]}.ogg", broken_data / "test" / f"{ids[7]}.ogg")
+    (broken_data / "test" / f"{ids[5]}.ogg").write_bytes(b"OggS" + bytes(900))
+    out = tmp_path / "sub.csv"
+    argv = ["--model", str(export_dir), "--data", str(broken_data), "--out", str(out)]
+    assert submit.main([*argv, "--no-progress"]) == 1
+    assert not out.exists()
+    err = capsys.readouterr().err
+    saved = submit.partial_path(out)
+    for i in (3, 5):
+        assert f"unreadable: {ids[i]} ({broken_data / 'test' / f'{ids[i]}.ogg'}): " in err
+    assert "2 of 40 test clips could not be read; not writing" in err
+    assert f"The scores of the other 38 are saved in {saved}" in err
+    assert saved.is_file()
+
+    calls = []
+    real_score_files = serving.score_files
+
+    def counting(model, paths, **kwargs):
+        calls.append([Path(p).name for p in paths])
+        return real_score_files(model, paths, **kwargs)
+
+    monkeypatch.setattr(serving, "score_files", counting)
+    changed = broken_data / "test" / f"{ids[0]}.ogg"
+    changed.write_bytes(changed.read_bytes())  # same audio, new mtime: scored again
+    assert submit.main([*argv, "--no-progress", "--fill", "0.5"]) == 0
+    assert calls == [[f"{ids[0]}.ogg"]]  # nothing else decoded a second time
+    assert "reusing saved results of 39 clips" in capsys.readouterr().err
+    assert not saved.exists()
+    filled = {r[0]: r[1:] for r in read_rows(out)[1:]}
+    normal = {r[0]: r[1:] for r in read_rows(submission)[1:]}
+    assert list(filled) == ids
+    assert filled[ids[3]] == filled[ids[5]] == ["0.5", "0.5"]
+    for i in ids:
+        if i not in (ids[3], ids[5]):
+            assert [float(v) for v in filled[i]] == pytest.approx(
+                [float(v) for v in normal[i]], abs=1e-6
+            )
 
 
 def test_fill_writes_the_value_only_for_unreadable_clips(
@@ -223,7 +272,7 @@ def test_check_names_each_problem(tmp_path, sample_dir, good_rows, capsys, heade
     assert submit.main(["--check", str(path), "--data", str(sample_dir)]) == 1
     err = capsys.readouterr().err
     assert f"error: {path}: {expected}" in err
-    assert "INVALID (1 problems)" in err
+    assert "INVALID (1 problem)" in err
 
 
 def test_check_reports_every_problem_at_once(tmp_path, sample_dir, good_rows):
