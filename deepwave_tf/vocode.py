@@ -31,10 +31,10 @@ band-limiting augmentation on both classes, or the bandwidth becomes the cue.
 | name | algorithm | package | settings drawn per call |
 | --- | --- | --- | --- |
 | `world` | WORLD: harvest or dio+stonemask, cheaptrick, d4c, synthesis | pyworld | F0 method, range, frame period 2.5-10 ms, cheaptrick q1, d4c threshold, envelope coded to 24-60 mel-cepstra (half), F0 x 0.8-1.25 (half) |
-| `mlsa` | mel-cepstrum (mcep or cepstral smoothing) + MLSA filter on pulse/noise excitation | pysptk | order 20-40, alpha, window 20-64 ms, hop 5-10 ms, F0 by RAPT or SWIPE, noise mix |
+| `mlsa` | mel-cepstrum (mcep or cepstral smoothing) + MLSA filter on pulse/noise excitation | pysptk | order 20-40, alpha, window 20-64 ms, hop 5-10 ms, RAPT F0 range and voice bias, spectral floor, noise mix |
 | `lpc` | LPC vocoder: pulse/noise excitation, or residual-excited (RELP: baseband residual, high band regenerated) | librosa, scipy | order 10-24, frame 20-40 ms, pre-emphasis, excitation mode, baseband cutoff |
 | `psola` | Praat Manipulation, PSOLA overlap-add resynthesis | praat-parselmouth | pitch range, F0 scaling or stylisation, duration tier averaging 1 (length restored) or a constant stretch cropped |
-| `griffinlim` | mel or linear magnitude, Griffin-Lim phase | librosa | n_fft, hop, n_mels 40-128, power, 8-100 iterations, momentum, initial phase |
+| `griffinlim` | mel or linear magnitude, Griffin-Lim phase | librosa | n_fft, hop, n_mels 40-128, power, NNLS or pseudo-inverse mel inversion, 8-64 iterations, momentum, initial phase |
 | `phase_vocoder` | STFT phase-vocoder time-stretch by r and back by 1/r, or random-phase resynthesis | librosa | n_fft, r in 0.6-1.5, mode |
 | `codec2` | Codec 2 low-bitrate speech codec at 8 kHz | pycodec2 | mode 700C-3200 bit/s, input level, frame alignment |
 
@@ -93,6 +93,7 @@ class _Vocoder:
     min_seconds: float
     modules: tuple[str, ...]  # import names the core needs
     packages: tuple[str, ...]  # their PyPI names, for the error message
+    needs_voicing: bool  # F0-driven: refuse clips `_voicing` finds (almost) unvoiced
 
     def __call__(
         self, waveform: np.ndarray, sample_rate_hz: int, rng: np.random.Generator
@@ -138,6 +139,10 @@ class _Vocoder:
         y = _resample(x, sample_rate_hz, self.rate_hz)
         y = y * (_WORK_RMS / max(_rms(y), 1e-12))
         try:
+            if (
+                self.needs_voicing
+            ):  # one voicing rule for all, whatever F0 tracker the algorithm uses
+                _require_voiced(_voicing(y, self.rate_hz, self.rate_hz // 100), 0.01)
             y = np.asarray(self.core(y, rng), dtype=np.float64)
         except VocodeError as e:
             raise VocodeError(e.reason, self.name) from None
@@ -164,10 +169,17 @@ VOCODERS: dict[str, VocoderFn] = {}
 
 
 def _register(
-    name: str, rate_hz: int, min_seconds: float, modules: tuple[str, ...], packages: tuple[str, ...]
+    name: str,
+    rate_hz: int,
+    min_seconds: float,
+    modules: tuple[str, ...],
+    packages: tuple[str, ...],
+    needs_voicing: bool = False,
 ):
     def decorator(core):
-        VOCODERS[name] = _Vocoder(name, core, rate_hz, min_seconds, modules, packages)
+        VOCODERS[name] = _Vocoder(
+            name, core, rate_hz, min_seconds, modules, packages, needs_voicing
+        )
         return core
 
     return decorator
@@ -320,7 +332,7 @@ def _pick(rng: np.random.Generator, options):
 # --------------------------------------------------------------------------- #
 # world: pyworld
 # --------------------------------------------------------------------------- #
-@_register("world", 16000, 0.5, ("pyworld",), ("pyworld",))
+@_register("world", 16000, 0.5, ("pyworld",), ("pyworld",), needs_voicing=True)
 def _world(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """WORLD analysis/synthesis; half the calls code the envelope to a TTS-like mel-cepstrum, half scale F0."""
     import pyworld
@@ -360,9 +372,9 @@ def _world(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # --------------------------------------------------------------------------- #
 # mlsa: pysptk
 # --------------------------------------------------------------------------- #
-@_register("mlsa", 16000, 0.3, ("pysptk",), ("pysptk",))
+@_register("mlsa", 16000, 0.3, ("pysptk",), ("pysptk",), needs_voicing=True)
 def _mlsa(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Mel-cepstral analysis and MLSA-filter synthesis from a pulse/noise excitation on a RAPT or SWIPE F0 track."""
+    """Mel-cepstral analysis and MLSA-filter synthesis from a pulse/noise excitation on a RAPT F0 track."""
     import pysptk
     from pysptk.synthesis import MLSADF, Synthesizer
 
@@ -373,21 +385,28 @@ def _mlsa(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     alpha = float(pysptk.util.mcepalpha(fs) + rng.uniform(-0.05, 0.05))
     x = x + rng.normal(0.0, 1e-4, x.size)  # a floor for log spectra of digital silence
     f0_min, f0_max = float(rng.uniform(50.0, 80.0)), float(rng.uniform(400.0, 600.0))
-    if rng.random() < 0.5:
-        f0 = pysptk.rapt((x * 32768.0).astype(np.float32), fs, hop, min=f0_min, max=f0_max)
-    else:
-        f0 = pysptk.swipe(
-            x, fs, hop, min=f0_min, max=f0_max, threshold=float(rng.uniform(0.2, 0.4))
-        )
+    # RAPT only: pysptk's SWIPE returns different tracks for the same input from call to call.
+    f0 = pysptk.rapt(
+        (x * 32768.0).astype(np.float32),
+        fs,
+        hop,
+        min=f0_min,
+        max=f0_max,
+        voice_bias=float(rng.uniform(-0.2, 0.3)),
+    )
     _require_voiced(f0, hop / fs)
 
     window = np.zeros(nfft)
     window[(nfft - win) // 2 : (nfft - win) // 2 + win] = np.blackman(win)
-    frames = _frames(x, nfft, hop) * window
-    if rng.random() < 0.5:
-        mc = pysptk.mcep(frames, order=order, alpha=alpha, etype=1, eps=1e-8)
+    power = np.abs(np.fft.rfft(_frames(x, nfft, hop) * window, nfft)) ** 2
+    # A floor 50-80 dB under each frame's peak bounds the cepstrum's dynamic range: without it a
+    # tonal frame gives coefficients the MLSA filter's Pade approximation cannot follow (it diverges).
+    power = np.maximum(
+        power, power.max(axis=1, keepdims=True) * 10.0 ** (-rng.uniform(5.0, 8.0)) + 1e-12
+    )
+    if rng.random() < 0.5:  # UELS mel-cepstral analysis (Tokuda et al.)
+        mc = pysptk.mcep(power, order=order, alpha=alpha, etype=1, eps=0.0, itype=4)
     else:  # cepstral smoothing of the periodogram, warped to the mel scale
-        power = np.abs(np.fft.rfft(frames, nfft)) ** 2 + 1e-10
         mc = pysptk.sp2mc(power, order=order, alpha=alpha)
     f0 = np.pad(f0, (0, max(0, mc.shape[0] - f0.size)))[: mc.shape[0]]
     source = _excitation(
@@ -401,7 +420,7 @@ def _mlsa(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # --------------------------------------------------------------------------- #
 # lpc: numpy / scipy / librosa
 # --------------------------------------------------------------------------- #
-@_register("lpc", 16000, 0.3, ("librosa", "scipy"), ("librosa", "scipy"))
+@_register("lpc", 16000, 0.3, ("librosa", "scipy"), ("librosa", "scipy"), needs_voicing=True)
 def _lpc(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """LPC vocoder: all-pole envelope per frame driven by pulse/noise (half) or a residual-excited RELP excitation."""
     import librosa
@@ -467,13 +486,16 @@ def _lpc(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # --------------------------------------------------------------------------- #
 # psola: praat-parselmouth
 # --------------------------------------------------------------------------- #
-@_register("psola", 16000, 0.3, ("parselmouth",), ("praat-parselmouth",))
+@_register("psola", 16000, 0.3, ("parselmouth",), ("praat-parselmouth",), needs_voicing=True)
 def _psola(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Praat Manipulation + overlap-add (PSOLA) resynthesis with a changed pitch contour and local tempo."""
     import parselmouth
-    from parselmouth.praat import call
+    from parselmouth.praat import call, run
 
     fs = 16000
+    # Praat's PSOLA draws from Praat's own global generator (unvoiced stretches under a duration
+    # change): seed it from `rng` so that a copy depends on the rng alone.
+    run(f"random_initializeWithSeedUnsafelyButPredictably ({int(rng.integers(1, 2**31))})")
     duration_s = x.size / fs
     sound = parselmouth.Sound(x, sampling_frequency=fs)
     pitch_floor, pitch_ceiling = float(rng.uniform(60.0, 90.0)), float(rng.uniform(350.0, 600.0))
@@ -529,21 +551,29 @@ def _griffinlim(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     import librosa
 
     fs = 16000
-    n_fft = int(_pick(rng, (512, 768, 1024, 2048)))
-    hop = int(_pick(rng, (n_fft // 8, n_fft // 4, 128, 160, 200, 256)))
+    n_fft = int(_pick(rng, (512, 768, 1024, 1024, 2048)))
+    if n_fft == 2048:  # Griffin-Lim's cost is frames x n_fft: keep the long window at a long hop
+        hop = int(_pick(rng, (256, 512)))
+    else:
+        hop = int(_pick(rng, (n_fft // 8, n_fft // 4, 128, 160, 200, 256)))
     power = float(_pick(rng, (1.0, 2.0)))
     magnitude = np.abs(librosa.stft(x, n_fft=n_fft, hop_length=hop))
     if rng.random() < 0.7:
         n_mels = int(rng.integers(40, 129))
         fmin = float(rng.uniform(0.0, 80.0))
-        mel_basis = librosa.filters.mel(sr=fs, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fs / 2)
-        mel = mel_basis @ magnitude**power
-        magnitude = librosa.feature.inverse.mel_to_stft(
-            mel, sr=fs, n_fft=n_fft, power=power, fmin=fmin, fmax=fs / 2
-        )
+        basis = librosa.filters.mel(sr=fs, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fs / 2)
+        mel = basis @ magnitude**power
+        if (
+            rng.random() < 0.3
+        ):  # librosa's non-negative least squares (what mel_to_audio does): slow
+            magnitude = librosa.feature.inverse.mel_to_stft(
+                mel, sr=fs, n_fft=n_fft, power=power, fmin=fmin, fmax=fs / 2
+            )
+        else:  # pseudo-inverse, clipped at 0: ~100x faster, smears differently
+            magnitude = np.maximum(np.linalg.pinv(basis) @ mel, 0.0) ** (1.0 / power)
     return librosa.griffinlim(
         magnitude,
-        n_iter=int(rng.integers(8, 101)),
+        n_iter=int(rng.integers(8, 65)),
         hop_length=hop,
         n_fft=n_fft,
         momentum=float(rng.uniform(0.5, 0.99)),
@@ -580,6 +610,41 @@ def _phase_vocoder(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 CODEC2_MODES = (3200, 2400, 1600, 1400, 1300, 1200, 700)  # bit/s; 700 is 700C
 
 
+def _in_fresh_process(fn: Callable[[], np.ndarray], n: int) -> np.ndarray:
+    """`fn()` (returning `[n]` int16) in a forked child, so that it starts from the same C library state.
+
+    Why: codec2's decoder draws random phases from a process-global generator
+    (`codec2_rand`, a static LCG that no API resets), so in-process results depend on
+    every earlier decode. A fork of a process that never decodes starts from the
+    library's initial state each time, which makes a copy a function of the rng alone.
+    Costs one fork (a few ms; more for a parent with a large heap). Without `os.fork`
+    (Windows) it runs in-process and is not reproducible.
+    """
+    import os
+
+    if not hasattr(os, "fork"):
+        return fn()
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: compute, write, leave without running any parent cleanup
+        status = 1
+        try:
+            os.close(read_fd)
+            data = np.ascontiguousarray(fn(), dtype=np.int16).tobytes()
+            with os.fdopen(write_fd, "wb") as f:
+                f.write(data)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as f:
+        data = f.read()
+    _, status = os.waitpid(pid, 0)
+    if status != 0 or len(data) != 2 * n:
+        raise VocodeError(f"codec2 child process failed (status {status}, {len(data)} bytes)")
+    return np.frombuffer(data, dtype=np.int16)
+
+
 @_register("codec2", 8000, 0.3, ("pycodec2",), ("pycodec2>=3.1,<4",))
 def _codec2(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Codec 2 encode + decode at 8 kHz, random mode, input level and frame alignment."""
@@ -593,7 +658,10 @@ def _codec2(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     pcm = np.zeros(count * frame)
     pcm[offset : offset + x.size] = x * level
     pcm = np.clip(np.round(pcm * 32767.0), -32768, 32767).astype(np.int16)
-    out = np.concatenate(
-        [codec.decode(codec.encode(pcm[i * frame : (i + 1) * frame])) for i in range(count)]
-    )
+
+    def encode_decode() -> np.ndarray:
+        frames = [pcm[i * frame : (i + 1) * frame] for i in range(count)]
+        return np.concatenate([codec.decode(codec.encode(f)) for f in frames])
+
+    out = _in_fresh_process(encode_decode, count * frame)
     return out[offset : offset + x.size].astype(np.float64) / 32767.0
