@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_infer.py
 	$(PY) benchmarks/bench_tune.py
+	$(PY) benchmarks/bench_vocode.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
