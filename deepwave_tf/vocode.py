@@ -139,13 +139,16 @@ class _Vocoder:
         y = _resample(x, sample_rate_hz, self.rate_hz)
         y = y * (_WORK_RMS / max(_rms(y), 1e-12))
         try:
-            if (
-                self.needs_voicing
-            ):  # one voicing rule for all, whatever F0 tracker the algorithm uses
+            # one voicing rule for all F0-driven algorithms, whatever F0 tracker each one uses
+            if self.needs_voicing:
                 _require_voiced(_voicing(y, self.rate_hz, self.rate_hz // 100), 0.01)
             y = np.asarray(self.core(y, rng), dtype=np.float64)
         except VocodeError as e:
             raise VocodeError(e.reason, self.name) from None
+        except (RuntimeError, ValueError, ArithmeticError) as e:
+            # what the C libraries raise on a clip they choke on (PraatError is a RuntimeError):
+            # a clip problem for errors.csv. Programming errors (TypeError...) still propagate.
+            raise VocodeError(f"failed: {type(e).__name__}: {e}", self.name) from e
         y = _resample(y, self.rate_hz, sample_rate_hz)
 
         if abs(y.size - n) > _LENGTH_TOLERANCE_SECONDS * sample_rate_hz:

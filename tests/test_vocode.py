@@ -120,3 +120,18 @@ def test_loud_input_keeps_the_peak_bound():
     x = np.clip(_voiced_signal() * 12.0, -1.0, 1.0)  # RMS about -2 dBFS
     y = vocode.vocode("lpc", x, SR, np.random.default_rng(0))
     assert np.max(np.abs(y)) <= vocode.PEAK_MAX + 1e-6
+
+
+def test_a_library_failure_becomes_a_vocode_error_and_a_bug_does_not():
+    def choke(x, rng):
+        raise RuntimeError("PraatError-like failure")
+
+    def bug(x, rng):
+        raise TypeError("a bug")
+
+    voiced = _voiced_signal()
+    failing = vocode._Vocoder("choke", choke, 16000, 0.3, (), (), False)
+    with pytest.raises(vocode.VocodeError, match="choke: failed: RuntimeError: PraatError-like"):
+        failing(voiced, SR, np.random.default_rng(0))
+    with pytest.raises(TypeError, match="a bug"):
+        vocode._Vocoder("bug", bug, 16000, 0.3, (), (), False)(voiced, SR, np.random.default_rng(0))
