@@ -44,7 +44,9 @@ hold its family out.
 
 Cost: CPU ms per second of audio in README "Copy-synthesis vocoders"
 (`benchmarks/bench_vocode.py`). Everything here is single-threaded C or numpy;
-run clips in parallel processes (with BLAS threads at 1) to use all cores.
+run clips in parallel processes (with BLAS threads at 1) to use all cores, not in
+threads: `psola` seeds Praat's process-global random generator per call, and two
+threads doing so at once would make copies depend on timing.
 """
 
 from __future__ import annotations
