@@ -66,7 +66,9 @@ def main() -> None:
     clips = [load_soundfile(p, SAMPLE_RATE_HZ) for p in real_clips(args.clips)]
     audio_s = sum(c.size for c in clips) / SAMPLE_RATE_HZ
     load = os.getloadavg()
-    print(f"# bench_vocode: {len(clips)} real dev-train clips ({audio_s:.1f} s), {args.seeds} seeds each")
+    print(
+        f"# bench_vocode: {len(clips)} real dev-train clips ({audio_s:.1f} s), {args.seeds} seeds each"
+    )
     print(
         f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores, "
         f"single-threaded; load average at start {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}"
