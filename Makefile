@@ -66,6 +66,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_tune.py
 	$(PY) benchmarks/bench_serve.py
 	$(PY) benchmarks/bench_cli.py
+	$(PY) benchmarks/bench_vocode.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
