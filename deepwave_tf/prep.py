@@ -583,6 +583,9 @@ def _derive(
     return fix_length_np(ints.astype(np.float32) / _Q, fcfg), tag
 
 
+_ONE_THREAD = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
 def _decoded_in_order(
     tasks: list[Task], data_dir: Path, out_dir: Path, cfg: Config, workers: int
 ) -> Iterator[tuple[Task, tuple[np.ndarray | str, str]]]:
@@ -595,9 +598,13 @@ def _decoded_in_order(
     pending: collections.deque = collections.deque()
     derived = any(t.row.transform for t in tasks)
     procs = None
+    saved_env = {k: os.environ.get(k) for k in _ONE_THREAD}
     if derived and workers > 1:
         import multiprocessing
 
+        # One BLAS/OpenMP thread per worker process: the workers already use every core.
+        # Workers start lazily, so the variables stay set while the pool lives.
+        os.environ.update(_ONE_THREAD)
         # spawn: the parent holds TensorFlow's threads, which fork would copy half-alive.
         procs = concurrent.futures.ProcessPoolExecutor(
             workers, mp_context=multiprocessing.get_context("spawn")
@@ -634,6 +641,11 @@ def _decoded_in_order(
                 fut.cancel()
             if procs is not None:
                 procs.shutdown(wait=True, cancel_futures=True)
+                for k, v in saved_env.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
 
 
 def _decode_tagged(path: Path, cfg: FeatureConfig, backend: str) -> tuple[np.ndarray | str, str]:
