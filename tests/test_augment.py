@@ -422,8 +422,9 @@ def test_xla_cache_flag_is_opt_in(tmp_path):
 # Recorded noise (data/noise/)
 # --------------------------------------------------------------------------- #
 def test_recorded_noise_bank_from_the_committed_pieces(cfgs):
-    fc, aug = cfgs  # tiny: 1 synthetic per kind, recorded_noise_share 0.5 -> 7 recorded
-    assert aug.noise_dir == "data/noise" and aug.recorded_noise_share == 0.5
+    fc, aug = cfgs  # 1 synthetic per kind; recorded_noise_share 0.5 -> 7 recorded
+    assert aug.noise_dir == "data/noise"
+    aug = dataclasses.replace(aug, recorded_noise_share=0.5)
     bank = augment.make_noise_bank(fc, aug, seed=5)
     n_syn = len(augment.NOISE_KINDS)
     assert augment.recorded_count(aug) == n_syn
@@ -468,7 +469,7 @@ def test_recorded_train_and_val_parts_are_disjoint_and_seeded(cfgs, tmp_path):
     assert 0 < parts.count("val") < parts.count("train")  # about a quarter to val
     freqs = 200.0 * 1.15 ** np.arange(len(groups))  # 200 .. 4970 Hz, in distinct mel bands
     write_tone_bank(tmp_path / "tones", freqs, groups)
-    aug = dataclasses.replace(aug, noise_dir=str(tmp_path / "tones"))
+    aug = dataclasses.replace(aug, noise_dir=str(tmp_path / "tones"), recorded_noise_share=0.5)
     n_syn = len(augment.NOISE_KINDS)
     assert augment.recorded_count(aug) == n_syn  # share 0.5: as many as synthetic
     centres = librosa.mel_frequencies(fc.n_mels + 2, fmin=fc.fmin_hz, fmax=fc.fmax_hz)[1:-1]
