@@ -16,7 +16,7 @@ mixture. Mixing waveforms would be exact but needs the waveform in the records
 few element-wise ops per batch.
 
 Noise: `make_noise_bank` builds a bank once, seeded, when the pipeline is built,
-from two halves. Synthetic: white, pink and brown noise, mains hum with
+from two sources. Synthetic: white, pink and brown noise, mains hum with
 harmonics, random harmonic note sequences (music-like), clicks and impulses, and
 band-limited noise with a level modulation. Recorded (`augment.noise_dir`,
 default data/noise/, built by scripts/build_noise_bank.py): 5 s pieces of
@@ -74,11 +74,11 @@ from deepwave_tf import features as F
 from deepwave_tf.config import REPO_ROOT, AugmentConfig, ConfigError, FeatureConfig
 
 NOISE_KINDS = ("white", "pink", "brown", "hum", "music", "clicks", "band")
+STATIONARY_KINDS = ("white", "pink", "brown")  # used for the noise floor
 RECORDED_PREFIX = "rec_"  # recorded entries are kind "rec_" + their sources.csv kind
 NOISE_PARTS = ("train", "val")
 NOISE_SOURCES = "sources.csv"
 _VAL_GROUPS = 4  # one recorded group in about 4 goes to the val part (see `noise_part`)
-STATIONARY_KINDS = ("white", "pink", "brown")  # used for the noise floor
 VOICED, NOISE_ONLY, SILENCE = 0, 1, 2
 _TILT_DB = 6.0  # random spectral tilt of bank draws, +- dB from lowest to highest band
 _EPS = 1e-20
@@ -189,7 +189,7 @@ def resolve_noise_dir(noise_dir: str) -> Path:
 
 
 def noise_part(group: str) -> str:
-    """ "val" or "train" for a recorded piece's `group` (sources.csv), by a stable hash.
+    """The part, "train" or "val", of a recorded piece's `group` (sources.csv), by a stable hash.
 
     All pieces cut from one original file share a group, so no recording is
     heard by both the training and the validation mixing.
