@@ -12,7 +12,11 @@ so a small split still gives a steady-state figure.
   batches after 5 warm-up batches, augmentation off and on; plus the validation
   split with its fixed mixing; augmentation also without XLA
   (`augment.jit_compile=false`). Reports wall examples/s and CPU ms per example
-  (process time: robust to other load on the machine).
+  (process time: robust to other load on the machine). The default config
+  mixes in recorded noise (data/noise/); the rows "synthetic noise only" set
+  `augment.noise_dir=""` for comparison.
+- noise bank build: `augment.make_noise_bank` (train and val parts) with its
+  caches cleared, for tiny and default, recorded + synthetic vs synthetic only.
 - training: each config's model (`fit.compile_model`), `train_on_batch` on a
   batch of its `data.batch_size` records, 2 warm-up steps (trace) then `--steps`
   timed steps. The default config is also measured with `model.first_conv_stride=1`.
@@ -119,11 +123,14 @@ def main(argv=None) -> int:
         augment=dataclasses.replace(default.augment, enabled=False, val_mixing=False)
     )
     no_xla = default.replace(augment=dataclasses.replace(default.augment, jit_compile=False))
+    synthetic = default.replace(augment=dataclasses.replace(default.augment, noise_dir=""))
     for label, cfg, split, training in (
         ("train, augmentation off", off, "train", True),
         ("train, augmentation on", default, "train", True),
+        ("train, augmentation on, synthetic noise only", synthetic, "train", True),
         ("train, augmentation on, augment.jit_compile=false", no_xla, "train", True),
         ("val, fixed mixing", default, "val", False),
+        ("val, fixed mixing, synthetic noise only", synthetic, "val", False),
         ("val, plain", off, "val", False),
     ):
         ex_s, cpu = bench_pipeline(records, cfg, split, training, args.batches)
@@ -132,6 +139,27 @@ def main(argv=None) -> int:
     table(
         f"input pipeline (batch {default.data.batch_size}, {args.batches} batches after warm-up)",
         ["pipeline", "examples/s (wall)", "CPU ms/example"],
+        rows,
+    )
+
+    # Noise bank build (once per pipeline; cached within a process).
+    from deepwave_tf import augment
+
+    rows = []
+    for name in ("tiny", "default"):
+        cfg = load_config(CONFIG_DIR / f"{name}.toml")
+        for label, aug in (
+            ("recorded + synthetic", cfg.augment),
+            ("synthetic only", dataclasses.replace(cfg.augment, noise_dir="")),
+        ):
+            augment._make_noise_bank.cache_clear()
+            with Clock() as c:
+                bank = augment.make_noise_bank(cfg.features, aug, cfg.data.seed)
+                augment.make_noise_bank(cfg.features, aug, cfg.data.seed + 1, part="val")
+            rows.append([f"{name}, {label}", str(bank.size), c.wall, c.cpu])
+    table(
+        "noise bank build (train + val part)",
+        ["config, bank", "entries per part", "wall s", "CPU s"],
         rows,
     )
 

@@ -15,14 +15,21 @@ mixture. Mixing waveforms would be exact but needs the waveform in the records
 (about 3x the size) and an STFT per example per epoch; mixing power-mel costs a
 few element-wise ops per batch.
 
-Noise: there is no noise corpus among the training data, so `make_noise_bank`
-synthesises one once, seeded, when the pipeline is built: white, pink and brown
-noise, mains hum with harmonics, random harmonic note sequences (music-like),
-clicks and impulses, and band-limited noise with a level modulation. The
-waveforms (RMS 1, optionally band-limited like the data) go through
-`features.power_mel`. Every draw from the bank mixes two entries with a random
-weight, a random circular time shift and a random spectral tilt, so a small bank
-gives many different noises.
+Noise: `make_noise_bank` builds a bank once, seeded, when the pipeline is built,
+from two sources. Synthetic: white, pink and brown noise, mains hum with
+harmonics, random harmonic note sequences (music-like), clicks and impulses, and
+band-limited noise with a level modulation. Recorded (`augment.noise_dir`,
+default data/noise/, built by scripts/build_noise_bank.py): 5 s pieces of
+instrumental music, ambience and sound effects from licensed Debian packages,
+because a synthetic-only bank left noise-only test clips (music, ambience,
+effects) looking like a real voice. `augment.recorded_noise_share` of the
+entries are random circular crops of recorded pieces. The recorded pieces are
+split by a hash of their source (`noise_part`) into a train part and a disjoint
+val part, so the validation mixing hears other recordings than training. Every
+waveform (RMS 1, band-limited like the data) goes through `features.power_mel`.
+Every draw from the bank mixes two entries with a random weight, a random
+circular time shift and a random spectral tilt, so a small bank gives many
+different noises.
 
 What `apply_plan` does to a batch, per example (all draws are vectorised,
 stateless and come from one `seed`, so a plan is reproducible):
@@ -52,19 +59,26 @@ index, so the same mixtures come back every epoch.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import functools
+import hashlib
 import math
+from pathlib import Path
 
 import numpy as np
 import scipy.fft
 import tensorflow as tf
 
 from deepwave_tf import features as F
-from deepwave_tf.config import AugmentConfig, FeatureConfig
+from deepwave_tf.config import REPO_ROOT, AugmentConfig, ConfigError, FeatureConfig
 
 NOISE_KINDS = ("white", "pink", "brown", "hum", "music", "clicks", "band")
 STATIONARY_KINDS = ("white", "pink", "brown")  # used for the noise floor
+RECORDED_PREFIX = "rec_"  # recorded entries are kind "rec_" + their sources.csv kind
+NOISE_PARTS = ("train", "val")
+NOISE_SOURCES = "sources.csv"
+_VAL_GROUPS = 4  # one recorded group in about 4 goes to the val part (see `noise_part`)
 VOICED, NOISE_ONLY, SILENCE = 0, 1, 2
 _TILT_DB = 6.0  # random spectral tilt of bank draws, +- dB from lowest to highest band
 _EPS = 1e-20
@@ -165,13 +179,88 @@ def synth_noise(kind: str, rng: np.random.Generator, num_samples: int, rate: int
     raise ValueError(f"unknown noise kind {kind!r}; known: {NOISE_KINDS}")
 
 
+# --------------------------------------------------------------------------- #
+# Recorded noise (data/noise/, scripts/build_noise_bank.py)
+# --------------------------------------------------------------------------- #
+def resolve_noise_dir(noise_dir: str) -> Path:
+    """`augment.noise_dir` as a path: relative ones are taken from the repo root."""
+    path = Path(noise_dir).expanduser()
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def noise_part(group: str) -> str:
+    """The part, "train" or "val", of a recorded piece's `group` (sources.csv), by a stable hash.
+
+    All pieces cut from one original file share a group, so no recording is
+    heard by both the training and the validation mixing.
+    """
+    digest = int(hashlib.sha256(group.encode("utf-8")).hexdigest()[:8], 16)
+    return "val" if digest % _VAL_GROUPS == 0 else "train"
+
+
+def recorded_pieces(noise_dir: str, part: str) -> tuple[tuple[str, Path], ...]:
+    """The recorded pieces of one part: `(kind, path)` each, in sources.csv order.
+
+    Args:
+        noise_dir: a directory with `sources.csv` (columns file, kind, group, ...)
+            and the Ogg files it lists; relative: from the repo root.
+        part: "train" or "val" (see `noise_part`).
+
+    Raises:
+        ConfigError: no such directory, no sources.csv, a listed file missing,
+            or no piece in `part`; each names the path.
+    """
+    if part not in NOISE_PARTS:
+        raise ValueError(f"unknown noise part {part!r}; known: {NOISE_PARTS}")
+    root = resolve_noise_dir(noise_dir)
+    table = root / NOISE_SOURCES
+    if not table.is_file():
+        raise ConfigError(
+            f"augment.noise_dir: no recorded noise at {root} ({NOISE_SOURCES} missing); "
+            'build it with scripts/build_noise_bank.py, or set augment.noise_dir = "" '
+            "for synthetic noise only"
+        )
+    with open(table, newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if noise_part(r["group"]) == part]
+    if not rows:
+        raise ConfigError(f"augment.noise_dir: {table} lists no piece for the {part} part")
+    pieces = tuple((row["kind"], root / row["file"]) for row in rows)
+    for _, path in pieces:
+        if not path.is_file():
+            raise ConfigError(f"augment.noise_dir: {path} (listed in {table}) is missing")
+    return pieces
+
+
+def decode_piece(path: Path, rate_hz: int) -> np.ndarray:
+    """A recorded piece as mono float64 `[samples]` at `rate_hz` (soxr resampling)."""
+    import soundfile as sf
+    import soxr
+
+    x, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    x = x.mean(axis=1)
+    if rate != rate_hz:
+        x = soxr.resample(x, rate, rate_hz, quality="HQ")
+    return np.asarray(x, np.float64)
+
+
+def recorded_count(aug: AugmentConfig) -> int:
+    """Recorded bank entries: `recorded_noise_share` of all, next to the synthetic ones."""
+    if not aug.noise_dir or aug.recorded_noise_share <= 0.0:
+        return 0
+    synthetic = aug.noise_bank_per_kind * len(NOISE_KINDS)
+    share = aug.recorded_noise_share
+    return max(1, round(synthetic * share / (1.0 - share)))
+
+
 @dataclasses.dataclass(frozen=True)
 class NoiseBank:
-    """Power-mel of synthetic noises, each from a waveform of RMS 1.
+    """Power-mel of background noises, each from a waveform of RMS 1.
 
     Attributes:
         power: `[K, n_mels, frames]` float32 power-mel.
-        kinds: the kind of each entry (K names, grouped by kind in `NOISE_KINDS` order).
+        kinds: the kind of each entry (K names: the synthetic ones grouped by
+            kind in `NOISE_KINDS` order, then the recorded ones, "rec_music",
+            "rec_ambience", "rec_sfx").
         stationary: `[S]` int32 indices of the white/pink/brown entries (noise floor).
         rows: `[K * frames, n_mels]` the same power, time-major and flattened:
             a rolled draw is then one row gather (contiguous bands), about 7x
@@ -210,21 +299,47 @@ class NoiseBank:
         return int(self.power.shape[2])
 
 
-def make_noise_bank(cfg: FeatureConfig, aug: AugmentConfig, seed: int) -> NoiseBank:
-    """Synthesise `aug.noise_bank_per_kind` waveforms of each kind, seeded, -> power-mel.
+def make_noise_bank(
+    cfg: FeatureConfig, aug: AugmentConfig, seed: int, *, part: str = "train"
+) -> NoiseBank:
+    """Synthetic and recorded background noises, seeded, -> power-mel.
 
-    Each waveform is band-limited to `aug.noise_max_hz` (0 = full band), scaled to
-    RMS 1 and passed through `features.power_mel`, so scaling an entry by
-    `10 ** (L / 10)` gives the power-mel of that noise at L dB re RMS 1.
-    The result depends only on the features, the two bank fields and the seed,
-    so it is cached: train and val pipelines, tuner trials and tests do not
-    synthesise it again.
+    Synthetic: `aug.noise_bank_per_kind` waveforms of each of `NOISE_KINDS`.
+    Recorded (unless `aug.noise_dir` is "" or `aug.recorded_noise_share` is 0):
+    `recorded_count(aug)` random circular crops (loops if a piece is shorter
+    than a clip) of the pieces of `part` in `aug.noise_dir`, taken in a seeded
+    order that uses every piece before repeating one. Each waveform is
+    band-limited to `aug.noise_max_hz` (0 = full band), scaled to RMS 1 and
+    passed through `features.power_mel`, so scaling an entry by `10 ** (L / 10)`
+    gives the power-mel of that noise at L dB re RMS 1. The result depends only
+    on the features, the bank fields, the seed and the part, so it is cached:
+    train and val pipelines, tuner trials and tests do not build it again.
+
+    Args:
+        part: "train" (the training mixing) or "val" (the validation mixing):
+            which recorded pieces are used; the two sets are disjoint.
+
+    Raises:
+        ConfigError: recorded noise asked for, but `aug.noise_dir` has none
+            (the message names the path).
     """
-    return _make_noise_bank(cfg, aug.noise_bank_per_kind, aug.noise_max_hz, seed)
+    count = recorded_count(aug)
+    noise_dir = str(resolve_noise_dir(aug.noise_dir)) if count else ""
+    return _make_noise_bank(
+        cfg, aug.noise_bank_per_kind, aug.noise_max_hz, seed, noise_dir, count, part
+    )
 
 
 @functools.lru_cache(maxsize=4)
-def _make_noise_bank(cfg: FeatureConfig, per_kind: int, max_hz: float, seed: int) -> NoiseBank:
+def _make_noise_bank(
+    cfg: FeatureConfig,
+    per_kind: int,
+    max_hz: float,
+    seed: int,
+    noise_dir: str = "",
+    recorded: int = 0,
+    part: str = "train",
+) -> NoiseBank:
     rng = np.random.default_rng(seed)
     # Synthesise n_fft extra samples on each side and drop the edge frames, whose
     # power dips (zero padding of centred frames): bank draws are rolled, and a
@@ -233,14 +348,36 @@ def _make_noise_bank(cfg: FeatureConfig, per_kind: int, max_hz: float, seed: int
     # num_samples + 2 n_fft (164096 = 2^8 * 641 at 32 kHz) are 50x slower.
     length = scipy.fft.next_fast_len(cfg.num_samples + 2 * cfg.n_fft, real=True)
     skip = -(-cfg.n_fft // cfg.hop_length_samples)
+    rate = cfg.sample_rate_hz
     kinds, waves = [], []
+
+    def add(kind: str, x: np.ndarray) -> None:
+        if 0 < max_hz < rate / 2:
+            x = _band_limit(x, rate, 0.0, max_hz)
+        waves.append((x / max(np.sqrt(np.mean(x**2)), 1e-12)).astype(np.float32))
+        kinds.append(kind)
+
     for kind in NOISE_KINDS:
         for _ in range(per_kind):
-            x = synth_noise(kind, rng, length, cfg.sample_rate_hz)
-            if 0 < max_hz < cfg.sample_rate_hz / 2:
-                x = _band_limit(x, cfg.sample_rate_hz, 0.0, max_hz)
-            waves.append((x / max(np.sqrt(np.mean(x**2)), 1e-12)).astype(np.float32))
-            kinds.append(kind)
+            add(kind, synth_noise(kind, rng, length, rate))
+    if recorded:
+        # Its own stream: the synthetic entries stay the same with or without it.
+        rec_rng = np.random.default_rng([seed, 1])
+        pieces = recorded_pieces(noise_dir, part)
+        order = np.concatenate(
+            [rec_rng.permutation(len(pieces)) for _ in range(-(-recorded // len(pieces)))]
+        )[:recorded]
+        decoded: dict[int, np.ndarray] = {}  # only the pieces drawn are decoded
+        for i in order:
+            kind, path = pieces[i]
+            if i not in decoded:
+                decoded[i] = decode_piece(path, rate)
+            piece = decoded[i]
+            start = rec_rng.integers(0, piece.size)
+            add(
+                RECORDED_PREFIX + kind,
+                np.take(piece, start + np.arange(length), mode="wrap"),
+            )
     power = tf.concat(
         [
             F.power_mel(tf.constant(np.stack(waves[i : i + 16])), cfg)

@@ -221,6 +221,11 @@ class AugmentConfig:
     silence_zero_prob: float = 0.2  # near-silent examples that are exact digital zero
     noise_bank_per_kind: int = 6  # synthetic noises per kind (see augment.NOISE_KINDS)
     noise_max_hz: float = 8000.0  # band-limit synthetic noise like the data; 0 = full band
+    # Recorded background sounds (music, ambience, effects; scripts/build_noise_bank.py),
+    # relative to the repo root unless absolute; "" = synthetic noise only. Off by default
+    # until the unseen-generator protocol has measured it (README, "Generalisation").
+    noise_dir: str = ""
+    recorded_noise_share: float = 0.5  # share of bank entries that are recorded (< 1)
     mask_mfcc: bool = False  # recompute MFCC from the masked log-mel (else masks hit mel only)
     jit_compile: bool = True  # XLA-compile the augmentation (benchmarks/bench_train.py)
 
@@ -243,6 +248,8 @@ class AugmentConfig:
             raise ConfigError("augment mask counts and widths must be >= 0")
         if self.noise_bank_per_kind < 1:
             raise ConfigError("augment.noise_bank_per_kind must be >= 1")
+        if not 0.0 <= self.recorded_noise_share < 1.0:
+            raise ConfigError("augment.recorded_noise_share must be in [0, 1)")
 
 
 @dataclasses.dataclass(frozen=True)

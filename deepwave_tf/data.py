@@ -154,7 +154,7 @@ def make_dataset(
     # Parsing and augmentation run in one map: the parsed batch goes on to the
     # augmentation while still in cache, with one tf.data stage less.
     if augmented:
-        bank = augment.make_noise_bank(cfg.features, aug, d.seed)
+        bank = augment.make_noise_bank(cfg.features, aug, d.seed, part="train")
         # Stateless augmentation seeds: a seeded random stream, new each epoch.
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip(ds, seeds).map(
@@ -167,7 +167,8 @@ def make_dataset(
             deterministic=deterministic,
         )
     elif val_mixed:
-        bank = augment.make_noise_bank(cfg.features, aug, d.seed + _VAL_SEED_OFFSET)
+        # Recorded noise: the val part, disjoint from training's (augment.noise_part).
+        bank = augment.make_noise_bank(cfg.features, aug, d.seed + _VAL_SEED_OFFSET, part="val")
         # Seed = (fixed, batch index): the same mixtures every epoch.
         ds = ds.enumerate().map(
             _plain_graph(

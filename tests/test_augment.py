@@ -320,7 +320,7 @@ def test_plans_are_seeded_and_follow_the_probabilities(bank, cfgs):
 
 def test_noise_bank(cfgs):
     fc, aug = cfgs
-    aug = dataclasses.replace(aug, noise_bank_per_kind=2)
+    aug = dataclasses.replace(aug, noise_bank_per_kind=2, noise_dir="")  # synthetic only
     a = augment.make_noise_bank(fc, aug, seed=5)
     b = augment.make_noise_bank(fc, aug, seed=5)
     assert a.power.shape == (2 * len(augment.NOISE_KINDS), fc.n_mels, fc.num_frames)
@@ -355,6 +355,7 @@ def test_augment_batch_end_to_end_is_seeded(bank, batch, cfgs):
         (["augment.snr_db_min=40.0"], "augment.snr_db_min must be <= augment.snr_db_max"),
         (["augment.time_mask_frames=-1"], "mask counts and widths"),
         (["augment.noise_bank_per_kind=0"], "noise_bank_per_kind"),
+        (["augment.recorded_noise_share=1.0"], "recorded_noise_share must be in"),
     ],
 )
 def test_augment_config_is_checked(override, message):
@@ -415,3 +416,99 @@ def test_xla_cache_flag_is_opt_in(tmp_path):
         "DEEPWAVE_XLA_CACHE": str(tmp_path / "mine"),
     }
     assert deepwave_tf._xla_cache_flags(own) is None
+
+
+# --------------------------------------------------------------------------- #
+# Recorded noise (data/noise/)
+# --------------------------------------------------------------------------- #
+def test_recorded_noise_bank_from_the_committed_pieces(cfgs):
+    fc, aug = cfgs  # 1 synthetic per kind; recorded_noise_share 0.5 -> 7 recorded
+    assert aug.noise_dir == "data/noise"
+    aug = dataclasses.replace(aug, recorded_noise_share=0.5)
+    bank = augment.make_noise_bank(fc, aug, seed=5)
+    n_syn = len(augment.NOISE_KINDS)
+    assert augment.recorded_count(aug) == n_syn
+    assert bank.power.shape == (2 * n_syn, fc.n_mels, fc.num_frames)
+    assert bank.kinds[:n_syn] == augment.NOISE_KINDS
+    assert {k for k in bank.kinds[n_syn:]} <= {"rec_music", "rec_ambience", "rec_sfx"}
+    p = bank.power.numpy()
+    assert np.isfinite(p).all() and (p >= 0).all()
+    assert (p[n_syn:].mean(axis=(1, 2)) > 0).all()
+    # the synthetic entries are the same with or without the recorded ones
+    synthetic = augment.make_noise_bank(fc, dataclasses.replace(aug, noise_dir=""), seed=5)
+    np.testing.assert_array_equal(p[:n_syn], synthetic.power.numpy())
+    # recorded entries keep within the pieces' 8 kHz band too
+    centres = librosa.mel_frequencies(fc.n_mels + 2, fmin=fc.fmin_hz, fmax=fc.fmax_hz)[1:-1]
+    high = centres > 8000.0 * 1.2
+    assert p[n_syn:, high].mean() < 1e-6 * p[n_syn:, ~high].mean()
+    # the committed bank: every piece is in exactly one part, and each part has every kind
+    train = augment.recorded_pieces(aug.noise_dir, "train")
+    val = augment.recorded_pieces(aug.noise_dir, "val")
+    assert not {path for _, path in train} & {path for _, path in val}
+    for part in (train, val):
+        assert {kind for kind, _ in part} == {"music", "ambience", "sfx"}
+
+
+def write_tone_bank(root, freqs_hz, groups, rate=16000):
+    """A noise_dir of 2 s pure tones (one frequency per piece) and its sources.csv."""
+    import soundfile as sf
+
+    root.mkdir()
+    t = np.arange(2 * rate) / rate
+    lines = ["file,kind,package,version,licence,original,group"]
+    for i, (f, g) in enumerate(zip(freqs_hz, groups)):
+        sf.write(root / f"t{i}.ogg", 0.3 * np.sin(2 * np.pi * f * t), rate, format="OGG")
+        lines.append(f"t{i}.ogg,music,test,0,CC0-1.0,tone {f} Hz,{g}")
+    (root / "sources.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_recorded_train_and_val_parts_are_disjoint_and_seeded(cfgs, tmp_path):
+    fc, aug = cfgs
+    groups = [f"g{i}" for i in range(24)]
+    parts = [augment.noise_part(g) for g in groups]
+    assert 0 < parts.count("val") < parts.count("train")  # about a quarter to val
+    freqs = 200.0 * 1.15 ** np.arange(len(groups))  # 200 .. 4970 Hz, in distinct mel bands
+    write_tone_bank(tmp_path / "tones", freqs, groups)
+    aug = dataclasses.replace(aug, noise_dir=str(tmp_path / "tones"), recorded_noise_share=0.5)
+    n_syn = len(augment.NOISE_KINDS)
+    assert augment.recorded_count(aug) == n_syn  # share 0.5: as many as synthetic
+    centres = librosa.mel_frequencies(fc.n_mels + 2, fmin=fc.fmin_hz, fmax=fc.fmax_hz)[1:-1]
+
+    def tones_heard(part, seed):
+        bank = augment.make_noise_bank(fc, aug, seed=seed, part=part)
+        assert bank.size == 2 * n_syn
+        peaks = bank.band_means.numpy()[n_syn:].argmax(axis=1)
+        # each entry is one tone: the nearest piece frequency to its loudest band
+        return {int(np.abs(freqs - centres[b]).argmin()) for b in peaks}
+
+    in_train = {i for i, p in enumerate(parts) if p == "train"}
+    heard_train, heard_val = tones_heard("train", 5), tones_heard("val", 5)
+    assert heard_train <= in_train and heard_val <= set(range(len(groups))) - in_train
+    assert len(heard_val) == parts.count("val") < n_syn  # every val piece before a repeat
+    # seeded: the same seed gives the same bank, another seed other crops and order
+    a = augment.make_noise_bank(fc, aug, seed=5).power.numpy()
+    augment._make_noise_bank.cache_clear()
+    np.testing.assert_array_equal(a, augment.make_noise_bank(fc, aug, seed=5).power.numpy())
+    b = augment.make_noise_bank(fc, aug, seed=6).power.numpy()
+    assert not np.array_equal(a[n_syn:], b[n_syn:])
+
+
+def test_missing_recorded_noise_is_a_config_error_naming_the_path(cfgs, tmp_path):
+    from deepwave_tf.config import ConfigError
+
+    fc, aug = cfgs
+    for where in (tmp_path / "nowhere", tmp_path):  # missing, and a directory without pieces
+        bad = dataclasses.replace(aug, noise_dir=str(where))
+        with pytest.raises(ConfigError, match=f"no recorded noise at {where} "):
+            augment.make_noise_bank(fc, bad, seed=1)
+    write_tone_bank(tmp_path / "tones", [440.0], ["g1"])  # g1: a train group
+    (tmp_path / "tones" / "t0.ogg").unlink()
+    with pytest.raises(ConfigError, match="t0.ogg .listed in .* is missing"):
+        augment.make_noise_bank(fc, dataclasses.replace(aug, noise_dir=str(tmp_path / "tones")), 1)
+    # "" (or a share of 0) asks for synthetic noise only: no directory needed
+    for off in (
+        {"noise_dir": ""},
+        {"noise_dir": str(tmp_path / "nowhere"), "recorded_noise_share": 0.0},
+    ):
+        bank = augment.make_noise_bank(fc, dataclasses.replace(aug, **off), seed=1)
+        assert bank.kinds == augment.NOISE_KINDS
