@@ -29,6 +29,7 @@ FAST = [
     "tune.max_trials=3",
     "tune.max_epochs=1",
     "tune.algorithm='random'",
+    "augment.noise_dir=''",  # synthetic bank only: each trial process builds it anew
 ]
 
 
