@@ -475,6 +475,30 @@ def check_parity(
 # --------------------------------------------------------------------------- #
 # run
 # --------------------------------------------------------------------------- #
+def export_dirs(run_dir: Path, out_dir: str | Path | None, stamp: str) -> tuple[Path, Path]:
+    """`(export dir, the .partial dir it is built in)`; the export dir must not exist yet.
+
+    `out_dir` None: `run_dir/export/STAMP` (`STAMP-1`, ... for two exports in one second).
+    The export is written to the partial dir and renamed when verified, so a reader never
+    sees half an export. Shared by the audio and text exporters.
+
+    Raises:
+        ExportError: `out_dir` exists.
+    """
+    if out_dir is None:
+        out_dir = run_dir / "export" / stamp
+        k = 1
+        while out_dir.exists():  # two exports in one second
+            out_dir, k = run_dir / "export" / f"{stamp}-{k}", k + 1
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        raise ExportError(f"export directory already exists: {out_dir}")
+    partial = out_dir.parent / f".{out_dir.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    return out_dir, partial
+
+
 def timestamp() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
 
@@ -592,18 +616,7 @@ def run(
         "versions": _versions(),
     }
 
-    if out_dir is None:
-        stamp = metadata["created_utc"]
-        out_dir = run_dir / "export" / stamp
-        k = 1
-        while out_dir.exists():  # two exports in one second
-            out_dir, k = run_dir / "export" / f"{stamp}-{k}", k + 1
-    out_dir = Path(out_dir)
-    if out_dir.exists():
-        raise ExportError(f"export directory already exists: {out_dir}")
-    partial = out_dir.parent / f".{out_dir.name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.parent.mkdir(parents=True, exist_ok=True)
+    out_dir, partial = export_dirs(run_dir, out_dir, metadata["created_utc"])
 
     with tempfile.TemporaryDirectory() as tmp:
         meta_path = Path(tmp) / METADATA_ASSET

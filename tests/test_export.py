@@ -201,10 +201,14 @@ def test_export_layout_and_metadata(export_dir, run_dir, metadata, tiny_cfg, sam
     calib = metadata["calibration"]
     assert calib["fitted"] and not calib["shared"]
     assert calib["n_val"] == 12  # the sample's validation split
-    assert calib["warnings"] == [
+    small = (
         "only 12 validation clips: the temperatures are rough "
         "(use >= 100, e.g. a larger prep.val_fraction)"
-    ]
+    )
+    assert small in calib["warnings"]
+    # the tiny model's other warnings can only be a temperature at its search bound
+    for w in calib["warnings"]:
+        assert w == small or re.fullmatch(r"(fake|real): T = \S+ is at the search bound: .*", w), w
     temps = metadata["temperatures"]
     assert len(temps) == 2 and all(t > 1.0 for t in temps)  # the scaled-up model is over-confident
     for label, t in zip(["fake", "real"], temps):

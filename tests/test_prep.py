@@ -348,7 +348,7 @@ def test_run_killed_mid_shard_then_resumed(tmp_path, sample_dir, tiny_cfg, sig):
     try:
         assert proc.stdout.readline().strip() == "READY", proc.stderr.read()
         proc.send_signal(sig)
-        _, stderr = proc.communicate(timeout=60)
+        _, stderr = proc.communicate(timeout=180)  # TF import + prep on a loaded machine
     finally:
         proc.kill()
     names = [records.shard_name("recs", "train", i, 3) for i in range(3)]

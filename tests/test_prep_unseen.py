@@ -175,15 +175,18 @@ class _Stubs:
 
 @pytest.fixture()
 def stubs(monkeypatch):
+    """`from deepwave_tf import vocode` (and wavaug) inside prep get the stubs."""
+    import sys
+
+    import deepwave_tf
+
     s = _Stubs()
-    monkeypatch.setitem(
-        __import__("sys").modules, "deepwave_tf.vocode", types.SimpleNamespace(vocode=s.vocode)
-    )
-    monkeypatch.setitem(
-        __import__("sys").modules,
-        "deepwave_tf.wavaug",
-        types.SimpleNamespace(random_chain=s.random_chain),
-    )
+    for name, stub in (
+        ("vocode", types.SimpleNamespace(vocode=s.vocode)),
+        ("wavaug", types.SimpleNamespace(random_chain=s.random_chain)),
+    ):
+        monkeypatch.setitem(sys.modules, f"deepwave_tf.{name}", stub)
+        monkeypatch.setattr(deepwave_tf, name, stub, raising=False)
     return s
 
 

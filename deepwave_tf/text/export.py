@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from deepwave_tf.config import ConfigError
-from deepwave_tf.export import ExportParityError, _versions, timestamp
+from deepwave_tf.export import ExportParityError, _versions, export_dirs, timestamp
 from deepwave_tf.serving import ExportError
 from deepwave_tf.text.data import TextDataError
 from deepwave_tf.text.evaluate import RunError, load_run_config, read_run_json
@@ -169,18 +169,7 @@ def run(run_dir: str | Path, *, out_dir: str | Path | None = None, verbose: bool
         "versions": _versions(),
     }
 
-    if out_dir is None:
-        stamp = metadata["created_utc"]
-        out_dir = run_dir / "export" / stamp
-        k = 1
-        while out_dir.exists():  # two exports in one second
-            out_dir, k = run_dir / "export" / f"{stamp}-{k}", k + 1
-    out_dir = Path(out_dir)
-    if out_dir.exists():
-        raise ExportError(f"export directory already exists: {out_dir}")
-    partial = out_dir.parent / f".{out_dir.name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.parent.mkdir(parents=True, exist_ok=True)
+    out_dir, partial = export_dirs(run_dir, out_dir, metadata["created_utc"])
     build_archive(model, json.dumps(metadata, sort_keys=True)).write_out(
         str(partial), verbose=False
     )
