@@ -309,7 +309,10 @@ def test_resume_refuses_another_plan(tmp_path, sample_dir, tiny_cfg):
 
 
 _KILL_WRAPPER = """
-import os, sys, time
+import os, signal, sys, time
+# A shell's background job (`cmd &` without job control) starts with SIGINT ignored, and
+# Python then keeps it ignored: give the child the Ctrl-C of a terminal whatever started us.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from deepwave_tf import prep
 original = prep._ShardWriter.write
 def write(self, *args, **kwargs):
