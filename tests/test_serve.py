@@ -138,6 +138,27 @@ def test_tf_serving_bodies_both_ways_equal_predict(client, export_dir, clips):
         got = [(w["start_s"], w["end_s"], w["fake"], w["real"]) for w in body["windows"]]
         np.testing.assert_allclose(got, long.timeline, atol=1e-5)
     assert form.json()["filename"] == "long.wav"
+    assert raw.json()["native_rate_hz"] == 44100 and "warnings" not in raw.json()
+
+
+def test_score_warns_on_low_rate_audio(client, tmp_path):
+    """Issue 12: an 8 kHz upload is scored, with the same warning predict and submit print."""
+    import soundfile as sf
+
+    from deepwave_tf import audio
+
+    t = np.arange(3 * 8000) / 8000
+    narrow = tmp_path / "phone.wav"
+    sf.write(narrow, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 8000)
+    body = client.post(
+        url(":score"), files={"file": ("phone.wav", narrow.read_bytes(), "audio/wav")}
+    )
+    assert body.status_code == 200, body.text
+    got = body.json()
+    assert got["native_rate_hz"] == 8000
+    assert got["warnings"] == [audio.low_rate_warning("phone.wav", 8000)]
+    assert "8000 Hz audio (below 16 kHz)" in got["warnings"][0]
+    assert 0.0 <= got["fake"] <= 1.0 and 0.0 <= got["real"] <= 1.0
 
 
 def test_model_status_and_metadata(client):

@@ -41,6 +41,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from deepwave_tf import audio
+
 log = logging.getLogger("deepwave_tf.serve")
 
 API_KEY_ENV = "DEEPWAVE_API_KEY"
@@ -330,7 +332,7 @@ def build_app(cfg: ServeConfig, model=None):
         filename = ""
         if content_type.startswith("multipart/form-data"):
             body, filename = await uploaded_file(request, body)
-        wav = await asyncio.to_thread(decode_audio, body, model.sample_rate_hz)
+        wav, native_hz = await asyncio.to_thread(decode_audio, body, model.sample_rate_hz)
         seconds = len(wav) / model.sample_rate_hz
         if seconds > cfg.max_audio_seconds:
             raise RequestError(
@@ -352,6 +354,12 @@ def build_app(cfg: ServeConfig, model=None):
         )
         if filename:
             result["filename"] = filename
+        result["native_rate_hz"] = native_hz
+        # The same low-rate check as predict and submit, in the answer rather than on stderr.
+        warning = audio.low_rate_warning(filename or "the upload", native_hz)
+        if warning:
+            result["warnings"] = [warning]
+            log.warning(warning)
         return JSONResponse(result)
 
     async def uploaded_file(request: Request, body: bytes) -> tuple[bytes, str]:
@@ -468,7 +476,7 @@ def build_app(cfg: ServeConfig, model=None):
 
 
 def decode_audio(data: bytes, sample_rate_hz: int):
-    """Uploaded bytes -> `[samples]` float32 mono at `sample_rate_hz`.
+    """Uploaded bytes -> (`[samples]` float32 mono at `sample_rate_hz`, the file's own rate or None).
 
     The bytes go to a temporary file of ours so that `audio.load_soundfile`
     applies the same checks as everywhere (truncated Ogg / WAV, 0 samples,
@@ -477,14 +485,13 @@ def decode_audio(data: bytes, sample_rate_hz: int):
     Raises:
         RequestError: 400 naming why the bytes are not usable audio.
     """
-    from deepwave_tf import audio
     from deepwave_tf.serve.model import RequestError
 
     fd, name = tempfile.mkstemp(prefix="deepwave-upload-")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        return audio.load_soundfile(name, sample_rate_hz)
+        return audio.load_soundfile(name, sample_rate_hz), audio.native_rate_hz(name)
     except audio.AudioError as e:
         # libsndfile names the file it opened: ours, which means nothing to the client.
         raise RequestError(400, f"not usable audio: {e.reason.replace(name, 'upload')}") from None
