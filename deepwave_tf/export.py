@@ -499,6 +499,24 @@ def export_dirs(run_dir: Path, out_dir: str | Path | None, stamp: str) -> tuple[
     return out_dir, partial
 
 
+def publish_export(partial: Path, out_dir: Path, check) -> dict[str, Any]:
+    """Run `check()` (the parity check of the export built in `partial`); if it passes, write
+    its result as `parity.json` and rename `partial` to `out_dir`. A failing export is kept
+    beside it as `.NAME.failed`, for a look, and the error re-raised. Shared by the audio and
+    text exporters.
+    """
+    try:
+        parity = check()
+    except ExportParityError:
+        failed = out_dir.parent / f".{out_dir.name}.failed"
+        shutil.rmtree(failed, ignore_errors=True)
+        partial.rename(failed)
+        raise
+    (partial / "parity.json").write_text(json.dumps(parity, indent=2) + "\n")
+    partial.rename(out_dir)
+    return parity
+
+
 def timestamp() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
 
@@ -626,17 +644,13 @@ def run(
         )
 
     feature_clips, waveform_clips = parity_inputs(records_dir, cfg)
-    try:
-        parity = check_parity(
+    parity = publish_export(
+        partial,
+        out_dir,
+        lambda: check_parity(
             partial, logits_model, cfg, calib.temperatures, metadata, feature_clips, waveform_clips
-        )
-    except ExportParityError:
-        failed = out_dir.parent / f".{out_dir.name}.failed"
-        shutil.rmtree(failed, ignore_errors=True)
-        partial.rename(failed)
-        raise
-    (partial / "parity.json").write_text(json.dumps(parity, indent=2) + "\n")
-    partial.rename(out_dir)
+        ),
+    )
     say(
         f"reloaded and checked on {len(parity['clips'])} clips "
         f"({len(feature_clips)} stored-feature records, {len(waveform_clips)} waveforms): "

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from deepwave_tf.config import ConfigError
-from deepwave_tf.export import ExportParityError, _versions, export_dirs, timestamp
+from deepwave_tf.export import ExportParityError, _versions, export_dirs, publish_export, timestamp
 from deepwave_tf.serving import ExportError
 from deepwave_tf.text.data import TextDataError
 from deepwave_tf.text.evaluate import RunError, load_run_config, read_run_json
@@ -175,15 +174,11 @@ def run(run_dir: str | Path, *, out_dir: str | Path | None = None, verbose: bool
     )
 
     texts = parity_texts(run_dir)
-    try:
-        parity = check_parity(partial, model, texts, metadata, cfg.export.parity_atol)
-    except ExportParityError:
-        failed = out_dir.parent / f".{out_dir.name}.failed"
-        shutil.rmtree(failed, ignore_errors=True)
-        partial.rename(failed)
-        raise
-    (partial / "parity.json").write_text(json.dumps(parity, indent=2) + "\n")
-    partial.rename(out_dir)
+    parity = publish_export(
+        partial,
+        out_dir,
+        lambda: check_parity(partial, model, texts, metadata, cfg.export.parity_atol),
+    )
     say(
         f"reloaded and checked on {len(texts)} texts ({len(texts) - len(EDGE_TEXTS)} validation, "
         f"{len(EDGE_TEXTS)} edge cases), batched and one by one: "
