@@ -128,8 +128,8 @@ def read_ids_and_generators(records_dir: str | Path, split: str) -> list[tuple[s
         GENERATOR: tf.io.FixedLenFeature([], tf.string, default_value=""),
     }
     out = []
+    compression = read_manifest(records_dir).get("compression", "") or ""
     for path in shard_paths(records_dir, split):
-        compression = read_manifest(records_dir).get("compression", "") or ""
         for rec in tf.data.TFRecordDataset(str(path), compression_type=compression).batch(256):
             parsed = tf.io.parse_example(rec, spec)
             out += [
