@@ -703,6 +703,14 @@ class _Stats:
             self.sums[key] += x.sum(axis=axes)
             self.sumsq[key] += np.square(x).sum(axis=axes)
 
+    def merge(self, other: _Stats) -> _Stats:
+        """Add `other`'s sums to these (Beam's CombineFn merges partial sums this way)."""
+        self.frames += other.frames
+        for key in self.sums:
+            self.sums[key] += other.sums[key]
+            self.sumsq[key] += other.sumsq[key]
+        return self
+
     def to_json(self) -> dict[str, Any]:
         return {
             "frames": self.frames,
@@ -1388,11 +1396,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--strict", action="store_true", help="exit code 1 if any row is left out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--runner",
+        help="run on Apache Beam with this runner (DirectRunner, DataflowRunner, FlinkRunner, "
+        "SparkRunner, ...; needs the 'beam' extra); arguments prep does not know go to Beam "
+        "as pipeline options, e.g. --direct_num_workers=2 or --project=P --region=R",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, beam_args = parser.parse_known_args(argv)
+    if beam_args and not args.runner:
+        parser.error(f"unrecognized arguments: {' '.join(beam_args)} (Beam options need --runner)")
+    if args.runner and args.resume:
+        parser.error("--resume is not supported with --runner (rerun the Beam pipeline instead)")
     cli.quiet_tensorflow()  # decode failures are reported in errors.csv
     from deepwave_tf.audio import AudioBackendError, AudioError
     from deepwave_tf.records import ManifestError
@@ -1409,6 +1428,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             names = [v.strip() for v in flag.split(",") if v.strip()]
             flags.append(f"prep.{key}={json.dumps(names)}")
     splits = [s.strip() for s in args.splits.split(",") if s.strip()] if args.splits else None
+    if args.runner:
+        try:
+            from deepwave_tf import prep_beam  # only here: apache-beam is an optional extra
+        except ImportError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     saved = args.out / "config.toml"
     try:
         if args.resume and args.config is None and saved.is_file():
@@ -1416,15 +1441,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"resume: using the config saved in {saved}")
         else:
             cfg = cli.load_args_config(args, extra_overrides=flags)
-        result = run(
-            cfg,
-            args.data,
-            args.out,
-            resume=args.resume,
-            strict=args.strict,
-            progress=not args.no_progress,
-            splits=splits,
-        )
+        if args.runner:
+            result = prep_beam.run(
+                cfg,
+                args.data,
+                args.out,
+                runner=args.runner,
+                beam_args=beam_args,
+                strict=args.strict,
+                splits=splits,
+            )
+        else:
+            result = run(
+                cfg,
+                args.data,
+                args.out,
+                resume=args.resume,
+                strict=args.strict,
+                progress=not args.no_progress,
+                splits=splits,
+            )
     except (ConfigError, PrepError, ManifestError, AudioError, AudioBackendError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -1436,7 +1472,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def summary(result: PrepResult) -> str:
     """Human-readable end-of-run summary."""
-    lines = [f"wrote {result.out_dir}"]
+    runner = result.manifest.get("runner", {}).get("name")
+    lines = [f"wrote {result.out_dir}" + (f" (Apache Beam, {runner})" if runner else "")]
     for split, c in result.counts.items():
         n = len(result.manifest["shards"][split])
         lines.append(
