@@ -39,7 +39,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -614,21 +614,8 @@ def _decoded_in_order(
     with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
         try:
             for task in it:
-                path = task.row.resolve(data_dir)
-                if task.row.transform:
-                    args = (
-                        str(path),
-                        task.row.transform,
-                        task.row.id,
-                        cfg.prep.seed,
-                        cfg.features,
-                        cfg.wavaug,
-                        cfg.prep.backend,
-                        cache_dir,
-                    )
-                    fut = (procs or pool).submit(_derive, *args)
-                else:
-                    fut = pool.submit(_decode_tagged, path, cfg.features, cfg.prep.backend)
+                fn, args = decode_call(task.row, data_dir, cfg, cache_dir)
+                fut = ((procs or pool) if task.row.transform else pool).submit(fn, *args)
                 pending.append((task, fut))
                 if len(pending) >= window:
                     t, fut = pending.popleft()
@@ -650,6 +637,45 @@ def _decoded_in_order(
 
 def _decode_tagged(path: Path, cfg: FeatureConfig, backend: str) -> tuple[np.ndarray | str, str]:
     return _decode(path, cfg, backend), ""
+
+
+def decode_call(row: Row, data_dir: Path, cfg: Config, cache_dir: str) -> tuple[Any, tuple]:
+    """`(fn, args)` that decode `row`: `fn(*args)` is `(fixed-length clip or reason, tag)`.
+
+    A derived row (with a `transform`) goes through `_derive` (cached under
+    `cache_dir`), a csv row through `_decode`. Both are picklable top-level
+    functions, so a process pool (or a Beam worker) can run them.
+    """
+    path = row.resolve(data_dir)
+    if row.transform:
+        args = (
+            str(path),
+            row.transform,
+            row.id,
+            cfg.prep.seed,
+            cfg.features,
+            cfg.wavaug,
+            cfg.prep.backend,
+            cache_dir,
+        )
+        return _derive, args
+    return _decode_tagged, (path, cfg.features, cfg.prep.backend)
+
+
+def encode_example(
+    row: Row, clip: np.ndarray, tag: str, feats: dict[str, np.ndarray], cfg: Config
+) -> tuple[bytes, str]:
+    """`(serialised tf.train.Example, generator)` of one decoded clip and its features.
+
+    `feats` holds one clip's `mfcc [frames, n_mfcc]` and `mel [n_mels, frames]`;
+    the generator joins the csv's `generator` with the transform's tag.
+    """
+    from deepwave_tf import records
+
+    generator = "+".join(g for g in (row.generator, tag) if g)
+    waveform = clip if cfg.prep.store_waveform else None
+    example = records.serialize_example(row.id, feats, row.fake, row.real, waveform, generator)
+    return example, generator
 
 
 # --------------------------------------------------------------------------- #
@@ -676,6 +702,14 @@ class _Stats:
             x = x.astype(np.float64)
             self.sums[key] += x.sum(axis=axes)
             self.sumsq[key] += np.square(x).sum(axis=axes)
+
+    def merge(self, other: _Stats) -> _Stats:
+        """Add `other`'s sums to these (Beam's CombineFn merges partial sums this way)."""
+        self.frames += other.frames
+        for key in self.sums:
+            self.sums[key] += other.sums[key]
+            self.sumsq[key] += other.sumsq[key]
+        return self
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -778,6 +812,41 @@ def _clean(out_dir: Path, name: str) -> None:
 # --------------------------------------------------------------------------- #
 # The run
 # --------------------------------------------------------------------------- #
+@dataclasses.dataclass
+class Plan:
+    """Everything a prep run will write, fixed before any audio is read.
+
+    Made by `make_plan` and executed either by `run` (one machine) or by
+    `prep_beam.run` (Apache Beam): both put the same rows in the same shards in
+    the same order, and `finish` writes the same `errors.csv` and manifest.
+    """
+
+    data_dir: Path
+    out_dir: Path
+    errors: list[tuple[str, str, str]]  # csv-level: rows left out before any decoding
+    split_info: dict[str, Any]
+    csv_digests: dict[str, str]
+    shards: dict[str, list[list[Row]]]  # split -> shard -> rows, in write order
+    names: dict[str, list[str]]  # split -> shard file names
+    plan: dict[str, Any]  # what `.prep/plan.json` holds (`plan_hash` hashes it)
+    plan_hash: str
+
+    @property
+    def name(self) -> str:
+        return self.out_dir.name
+
+    def tasks(self, skip: Collection[str] = ()) -> list[Task]:
+        """Every clip to write in plan order, except those of the shards named in `skip`."""
+        out: list[Task] = []
+        position = 0
+        for split, split_shards in self.shards.items():
+            for i, rows in enumerate(split_shards):
+                if self.names[split][i] not in skip:
+                    out.extend(Task(position + j, split, i, r) for j, r in enumerate(rows))
+                position += len(rows)
+        return out
+
+
 def run(
     cfg: Config,
     data_dir: str | Path,
@@ -807,6 +876,48 @@ def run(
     Raises:
         PrepError: missing data dir/csv/column, or a changed plan with `resume`.
         AudioBackendError: the chosen backend cannot be loaded.
+    """
+    plan = make_plan(cfg, data_dir, out_dir, splits)
+    start_output(plan, cfg, resume=resume)
+    done: dict[str, dict[str, Any]] = {}
+    if resume:
+        for split_names in plan.names.values():
+            for shard in split_names:
+                info = _complete_shard_info(plan.out_dir, shard, plan.plan_hash)
+                if info is not None:
+                    done[shard] = info
+        total = sum(len(n) for n in plan.names.values())
+        print(
+            f"resume: kept {len(done)} of {total} shards (complete, same plan) in {plan.out_dir}; "
+            f"writing {total - len(done)}"
+        )
+    try:
+        done.update(
+            _write_shards(
+                plan.tasks(skip=done),
+                plan.names,
+                plan.data_dir,
+                plan.out_dir,
+                plan.plan_hash,
+                cfg,
+                progress,
+            )
+        )
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {resume_hint(plan.data_dir, plan.out_dir, splits)}", file=sys.stderr)
+        raise
+    return finish(plan, cfg, done, strict=strict)
+
+
+def make_plan(
+    cfg: Config, data_dir: str | Path, out_dir: str | Path, splits: Sequence[str] | None = None
+) -> Plan:
+    """Read the csv files, split train/val (and held-out generators), derive rows, assign shards.
+
+    Reads no audio and writes nothing. Arguments as for `run`.
+
+    Raises:
+        PrepError: missing data dir/csv/column, bad holdout values.
     """
     from deepwave_tf import records
 
@@ -921,9 +1032,21 @@ def run(
         },
     }
     plan_hash = _json_hash(plan)
+    return Plan(data_dir, out_dir, errors, split_info, csv_digests, shards, names, plan, plan_hash)
+
+
+def start_output(plan: Plan, cfg: Config, *, resume: bool = False) -> None:
+    """Prepare `plan.out_dir`: clean it (or check the plan to `resume`), write the plan and config.
+
+    Raises:
+        PrepError: `resume` into a directory made with another plan.
+    """
+    from deepwave_tf import records
+
+    out_dir, name, plan_hash = plan.out_dir, plan.name, plan.plan_hash
     state = out_dir / STATE_DIR
     if resume:
-        _check_resume_plan(state / PLAN, plan, plan_hash)
+        _check_resume_plan(state / PLAN, plan.plan, plan_hash)
     elif out_dir.exists():
         _clean(out_dir, name)  # a fresh run replaces what an earlier prep wrote here
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -931,34 +1054,36 @@ def run(
     for stale in out_dir.glob(f"{name}-*{INCOMPLETE}"):
         stale.unlink()
     state.mkdir(exist_ok=True)
-    records.write_json_atomic(state / PLAN, {"plan_hash": plan_hash, **plan})
+    records.write_json_atomic(state / PLAN, {"plan_hash": plan_hash, **plan.plan})
     cfg.save(out_dir)
 
-    # ---- decode, featurise, write ---------------------------------------- #
-    done: dict[str, dict[str, Any]] = {}
-    tasks: list[Task] = []
-    position = 0
-    for split, split_shards in shards.items():
-        for i, rows in enumerate(split_shards):
-            info = _complete_shard_info(out_dir, names[split][i], plan_hash) if resume else None
-            if info is not None:
-                done[names[split][i]] = info
-            else:
-                tasks.extend(Task(position + j, split, i, r) for j, r in enumerate(rows))
-            position += len(rows)
-    if resume:
-        total = sum(len(n) for n in names.values())
-        print(
-            f"resume: kept {len(done)} of {total} shards (complete, same plan) in {out_dir}; "
-            f"writing {total - len(done)}"
-        )
-    try:
-        done.update(_write_shards(tasks, names, data_dir, out_dir, plan_hash, cfg, progress))
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: {resume_hint(data_dir, out_dir, splits)}", file=sys.stderr)
-        raise
 
-    # ---- summarise -------------------------------------------------------- #
+def finish(
+    plan: Plan,
+    cfg: Config,
+    done: dict[str, dict[str, Any]],
+    *,
+    strict: bool = False,
+    stat_sums: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> PrepResult:
+    """Write `errors.csv` and, last, `manifest.json` from the shards' infos.
+
+    Args:
+        plan: the plan that was executed.
+        cfg: its config.
+        done: shard name -> info (the `.prep/<shard>.json` sidecar) for every shard.
+        strict: exit code 1 if any row was left out.
+        stat_sums: train-split sums (`_Stats.to_json()` form) computed elsewhere
+            (prep_beam's CombineFn); None = add up the shards' own sums.
+        extra: more manifest fields (prep_beam: the runner).
+    """
+    from deepwave_tf import records
+
+    out_dir, name, names = plan.out_dir, plan.name, plan.names
+    data_dir, split_info, csv_digests = plan.data_dir, plan.split_info, plan.csv_digests
+    plan_hash = plan.plan_hash
+    errors = list(plan.errors)
     counts: dict[str, dict[str, int]] = {}
     by_generator: dict[str, dict[str, int]] = {}
     stat_parts = []
@@ -974,6 +1099,8 @@ def run(
             errors += [tuple(e) for e in info["errors"]]
             if split == "train":
                 stat_parts.append(info["stats"])
+    if stat_sums is not None:
+        stat_parts = [stat_sums] if "train" in names else []
     _write_errors(out_dir / ERRORS_CSV, errors)
     manifest = {
         "name": name,
@@ -992,6 +1119,7 @@ def run(
         "backend": cfg.prep.backend,
         "source": {"data_dir": str(data_dir.resolve()), "csv_sha256": csv_digests},
         "plan_hash": plan_hash,
+        **(extra or {}),
     }
     records.write_manifest(out_dir, manifest)
     total = sum(c["total"] for c in counts.values())
@@ -1018,7 +1146,7 @@ def _write_shards(
     import tensorflow as tf
     from tqdm import tqdm
 
-    from deepwave_tf import audio, features, records
+    from deepwave_tf import audio, features
 
     if cfg.prep.backend == "tfio":
         audio.tfio_module()  # fail now, clearly, rather than once per file
@@ -1101,11 +1229,7 @@ def _write_shards(
             feats = {features.MFCC: mfcc[slot], features.MEL: mel[slot]}
             if w.stats is not None:
                 w.stats.add(feats[features.MFCC][None], feats[features.MEL][None])
-            waveform = decoded if cfg.prep.store_waveform else None
-            generator = "+".join(g for g in (t.row.generator, tag) if g)
-            example = records.serialize_example(
-                t.row.id, feats, t.row.fake, t.row.real, waveform, generator
-            )
+            example, generator = encode_example(t.row, decoded, tag, feats, cfg)
             w.write(example, t.row, generator)
 
     try:
@@ -1272,11 +1396,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--strict", action="store_true", help="exit code 1 if any row is left out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--runner",
+        help="run on Apache Beam with this runner (DirectRunner, DataflowRunner, FlinkRunner, "
+        "SparkRunner, ...; needs the 'beam' extra); arguments prep does not know go to Beam "
+        "as pipeline options, e.g. --direct_num_workers=2 or --project=P --region=R",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, beam_args = parser.parse_known_args(argv)
+    if beam_args and not args.runner:
+        parser.error(f"unrecognized arguments: {' '.join(beam_args)} (Beam options need --runner)")
+    if args.runner and args.resume:
+        parser.error("--resume is not supported with --runner (rerun the Beam pipeline instead)")
     cli.quiet_tensorflow()  # decode failures are reported in errors.csv
     from deepwave_tf.audio import AudioBackendError, AudioError
     from deepwave_tf.records import ManifestError
@@ -1293,6 +1428,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             names = [v.strip() for v in flag.split(",") if v.strip()]
             flags.append(f"prep.{key}={json.dumps(names)}")
     splits = [s.strip() for s in args.splits.split(",") if s.strip()] if args.splits else None
+    if args.runner:
+        try:
+            from deepwave_tf import prep_beam  # only here: apache-beam is an optional extra
+        except ImportError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     saved = args.out / "config.toml"
     try:
         if args.resume and args.config is None and saved.is_file():
@@ -1300,15 +1441,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"resume: using the config saved in {saved}")
         else:
             cfg = cli.load_args_config(args, extra_overrides=flags)
-        result = run(
-            cfg,
-            args.data,
-            args.out,
-            resume=args.resume,
-            strict=args.strict,
-            progress=not args.no_progress,
-            splits=splits,
-        )
+        if args.runner:
+            result = prep_beam.run(
+                cfg,
+                args.data,
+                args.out,
+                runner=args.runner,
+                beam_args=beam_args,
+                strict=args.strict,
+                splits=splits,
+            )
+        else:
+            result = run(
+                cfg,
+                args.data,
+                args.out,
+                resume=args.resume,
+                strict=args.strict,
+                progress=not args.no_progress,
+                splits=splits,
+            )
     except (ConfigError, PrepError, ManifestError, AudioError, AudioBackendError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -1320,7 +1472,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def summary(result: PrepResult) -> str:
     """Human-readable end-of-run summary."""
-    lines = [f"wrote {result.out_dir}"]
+    runner = result.manifest.get("runner", {}).get("name")
+    lines = [f"wrote {result.out_dir}" + (f" (Apache Beam, {runner})" if runner else "")]
     for split, c in result.counts.items():
         n = len(result.manifest["shards"][split])
         lines.append(
