@@ -640,20 +640,20 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_choice(fitted: Fitted) -> str:
-    """One line per output: the method kept, its parameters and why; the CV table when there is one."""
+def format_choice(details: dict[str, dict[str, Any]]) -> str:
+    """`Fitted.details` as text: per output the method kept, its parameters and why, then the
+    out-of-fold scores of each method when there are some."""
     lines = []
-    for label, d in fitted.details.items():
+    for label, d in details.items():
         lines.append(
             f"{label}: {d['method']} (scale {d['scale']:.4f}, bias {d['bias']:+.4f}, "
             f"T {d['temperature']:.4f}) - {d['reason']}"
         )
-        if d["cv"] is not None:
-            for m in METHODS:
-                if m in d["cv"]:
-                    s = d["cv"][m]
-                    lines.append(
-                        f"    out of fold {m:<12} log loss {s['log_loss']:.4f}  "
-                        f"Brier {s['brier']:.4f}  ECE {s['ece']:.4f}"
-                    )
+        for m in METHODS:
+            if d["cv"] is not None and m in d["cv"]:
+                s = d["cv"][m]
+                lines.append(
+                    f"    out of fold {m:<12} log loss {s['log_loss']:.4f}  "
+                    f"Brier {s['brier']:.4f}  ECE {s['ece']:.4f}"
+                )
     return "\n".join(lines)

@@ -620,7 +620,6 @@ def run(
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir, overrides, config)
     calibrate = cfg.export.calibrate if calibrate is None else calibrate
-    calibrate = calibrate and cfg.export.calibration != "none"
     records_dir = find_records(run_dir, records)
     if records_dir is not None:
         if not records_dir.is_dir():
@@ -645,12 +644,11 @@ def run(
             f"validation clips of {records_dir}"
             f"{' (one shared map: softmax head)' if calib.shared else ''}:"
         )
-        say(calibration.format_choice(calibration.Fitted(*calib.affine, calib.outputs, [])))
+        say(calibration.format_choice(calib.outputs))
         say(calibration.format_report(calib.report))
         for w in calib.warnings:
             say(f"warning: {w}")
     else:
-        why = "export.calibration = none" if cfg.export.calibrate else "calibration off"
         calib = Calibration(
             np.ones(2),
             np.zeros(2),
@@ -659,9 +657,9 @@ def run(
             0,
             {},
             [],
-            calibration.Fitted.identity(LABEL_KEYS, why).details,
+            calibration.Fitted.identity(LABEL_KEYS, "calibration off").details,
         )
-        say(f"calibration: off ({why}; scale 1, bias 0)")
+        say("calibration: off (scale 1, bias 0)")
 
     metadata = {
         "format": FORMAT,

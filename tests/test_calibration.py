@@ -199,3 +199,25 @@ def test_bad_settings_are_errors_that_name_them():
         load_config(None, ["export.calibration_temperature_range=[2.0, 4.0]"])
     with pytest.raises(ConfigError, match="export.calibration_folds must be >= 2"):
         load_config(None, ["export.calibration_folds=1"])
+
+
+def test_format_choice_names_the_method_its_parameters_and_why():
+    w, y = _miscalibrated(400, seed=4, scale=0.4)
+    fitted = calibration.fit_calibration(*_two_outputs(w, y))
+    lines = calibration.format_choice(fitted.details).splitlines()
+    d, cv = fitted.details["fake"], fitted.details["fake"]["cv"]
+    assert lines[0] == (
+        f"fake: temperature (scale {d['scale']:.4f}, bias +0.0000, T {d['temperature']:.4f}) - "
+        + d["reason"]
+    )
+    assert lines[1:4] == [
+        f"    out of fold {m:<12} log loss {cv[m]['log_loss']:.4f}  "
+        f"Brier {cv[m]['brier']:.4f}  ECE {cv[m]['ece']:.4f}"
+        for m in ("none", "temperature", "platt")
+    ]
+    assert len(lines) == 8  # the same for real
+    guarded = calibration.fit_calibration(*_two_outputs(w[:12], y[:12]))
+    assert calibration.format_choice(guarded.details).splitlines() == [
+        f"{k}: none (scale 1.0000, bias +0.0000, T 1.0000) - guard: 12 validation clips < 100"
+        for k in ("fake", "real")
+    ]
