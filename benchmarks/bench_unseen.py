@@ -154,16 +154,16 @@ def train_and_score(
 
 
 def devtest_score(model, cfg, rec: Path, test_rec: Path, labels) -> dict:
-    """The challenge score on the dev test, with temperatures fitted on val (as export does)."""
+    """The challenge score on the dev test, calibrated on val as export does (`export.calibration`)."""
     import numpy as np
 
     from deepwave_tf import calibration, export, metrics, protocol
     from deepwave_tf.model import logits_model
 
     val_logits, val_targets = export.validation_logits(logits_model(model), rec, cfg)
-    cal = export.fit_calibration(val_logits, val_targets, cfg.model.head)
+    cal = export.fit_calibration(val_logits, val_targets, cfg.model.head, cfg.export)
     s = protocol.score_split(model, test_rec, "test", cfg)
-    probs = calibration.apply_temperature(s["logits"], cal.temperatures)
+    probs = calibration.apply_affine(s["logits"], cal.scale, cal.bias)
     y = np.array([labels[i] for i in s["ids"]])
     score = metrics.challenge_score(y, probs)
     raw = metrics.challenge_score(y, calibration.sigmoid(s["logits"]))
@@ -173,6 +173,8 @@ def devtest_score(model, cfg, rec: Path, test_rec: Path, labels) -> dict:
         "mean_ece": score["mean_ece"],
         "uncalibrated_score": raw["score"],
         "temperatures": [float(t) for t in cal.temperatures],
+        "calibration": {k: o["method"] for k, o in cal.outputs.items()},
+        "bias": [float(b) for b in cal.bias],
     }
 
 

@@ -343,13 +343,35 @@ class TuneConfig:
 class ExportConfig:
     """SavedModel export, calibration and scoring windows."""
 
-    calibrate: bool = True
+    calibrate: bool = True  # false: no calibration whatever `calibration` says (--no-calibrate)
+    # Calibration of each output on the validation split (calibration.py):
+    # "auto" keeps none / temperature / platt by 5-fold out-of-fold log loss (one-SE rule).
+    calibration: str = "auto"  # "auto" | "none" | "temperature" | "platt"
+    calibration_min_clips: int = 100  # fewer validation clips: keep none, with a warning
+    calibration_folds: int = 5  # k of the cross-validation that picks (and checks) the method
+    calibration_temperature_range: tuple[float, ...] = (0.25, 4.0)  # [min, max] of T = 1 / scale
+    calibration_prior_clips: float = 2.0  # weight (in clips) of a N(0, 1) prior on log T and bias
     parity_atol: float = 1e-5
     window_hop_seconds: float = 2.5  # predict: hop between windows of long clips
     aggregate: str = "max"  # predict: how window scores combine ("max" | "mean")
 
     def __post_init__(self):
         _check_choice("export.aggregate", self.aggregate, ("max", "mean"))
+        _check_choice(
+            "export.calibration", self.calibration, ("auto", "none", "temperature", "platt")
+        )
+        if self.calibration_min_clips < 0:
+            raise ConfigError("export.calibration_min_clips must be >= 0")
+        if self.calibration_folds < 2:
+            raise ConfigError("export.calibration_folds must be >= 2 (k-fold cross-validation)")
+        r = self.calibration_temperature_range
+        if len(r) != 2 or not 0 < r[0] <= 1 <= r[1]:
+            raise ConfigError(
+                f"export.calibration_temperature_range={list(r)} must be [min, max] with "
+                "0 < min <= 1 <= max"
+            )
+        if self.calibration_prior_clips < 0:
+            raise ConfigError("export.calibration_prior_clips must be >= 0")
 
 
 class SectionedConfig:

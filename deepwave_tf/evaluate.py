@@ -6,7 +6,7 @@
 Predictions come from the export, through `submit`'s code (the same decode,
 windows and batches as the submission), or from an existing `--submission`
 (checked with `submit.check_submission` first; `--model` is then optional and
-only read for its calibration temperatures). Scoring with `--model` takes
+only read for its calibration). Scoring with `--model` takes
 `export.window_hop_seconds` / `export.aggregate` (long clips) from `--set`,
 the `[export]` section of `--config FILE`, or the export, in that order.
 
@@ -15,8 +15,12 @@ Writes to `--out`:
   (lower is better) and its parts per column; `eer_fake_single_voice`: EER of
   the `fake` score on clips holding exactly one voice (meta.csv conditions
   `single_real` / `single_fake` when present, else fake + real == 1);
-  `uncalibrated`: the same metrics for the probabilities before temperature
-  scaling (when the export's temperatures are known); `conditions`: per
+  `calibration` (when the export is known): per output the method the export
+  kept (none / temperature / platt), its scale and bias, and the ECE and Brier
+  `before` and `after` calibration on these test clips (the raw probabilities
+  are recovered as `sigmoid((logit(p) - bias) / scale)`: exact for one window
+  per clip or `aggregate = max`, approximate for `mean` over several windows);
+  `uncalibrated`: the challenge metrics of those raw probabilities; `conditions`: per
   meta.csv `label` (single_real, single_fake, real+fake, fake+fake, real+real,
   noise, silence; without meta.csv the condition is derived from the targets)
   the mean fake / real probability and `accuracy` (acc@0.5 in the printed
@@ -133,6 +137,24 @@ def derived_condition(fake: int, real: int) -> str:
     return {(1, 0): "fake", (0, 1): "real", (1, 1): "real+fake", (0, 0): "no voice"}[(fake, real)]
 
 
+def export_calibration(metadata: dict[str, Any]) -> dict[str, Any]:
+    """`{"scale": [2], "bias": [2], "methods": [2]}` of an export's metadata.
+
+    Exports made before Platt scaling record only `temperatures` (scale = 1 / T, no bias).
+    """
+    calib = metadata.get("calibration") or {}
+    if "scale" in calib and "bias" in calib:
+        scale = [float(a) for a in calib["scale"]]
+        bias = [float(b) for b in calib["bias"]]
+        outputs = calib.get("outputs") or {}
+        methods = [outputs.get(k, {}).get("method", "?") for k in LABEL_KEYS]
+    else:
+        temps = [float(t) for t in metadata["temperatures"]]
+        scale, bias = [1.0 / t for t in temps], [0.0] * len(temps)
+        methods = ["none" if t == 1.0 else "temperature" for t in temps]
+    return {"scale": scale, "bias": bias, "methods": methods}
+
+
 # --------------------------------------------------------------------------- #
 # Metrics
 # --------------------------------------------------------------------------- #
@@ -188,9 +210,12 @@ def compute_metrics(
     p: np.ndarray,
     conditions: np.ndarray,
     meta: dict[str, dict[str, str]] | None,
-    temperatures: np.ndarray | None,
+    calib: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """Everything in metrics.json (see the module docstring)."""
+    """Everything in metrics.json (see the module docstring).
+
+    `calib`: the export's calibration (`export_calibration`), or None when unknown.
+    """
     out = metrics.challenge_score(y, p)
     if meta is not None:
         single = np.isin(conditions, SINGLE_VOICE)
@@ -206,13 +231,22 @@ def compute_metrics(
         out["eer_fake_single_voice"] = None
         out["eer_note"] = str(e)
     out["single_voice_clips"] = {"n": int(single.sum()), "rule": single_rule}
-    if temperatures is not None:
-        raw = calibration.uncalibrate(p, temperatures)
+    if calib is not None:
+        raw = calibration.uncalibrate_affine(p, calib["scale"], calib["bias"])
         uncal = metrics.challenge_score(y, raw)
-        out["temperatures"] = dict(zip(LABEL_KEYS, map(float, temperatures)))
+        out["temperatures"] = dict(zip(LABEL_KEYS, (1.0 / a for a in calib["scale"])))
         out["uncalibrated"] = {
             k: uncal[k]
             for k in ("score", "mean_auc", "mean_brier", "mean_ece", "auc", "brier", "ece")
+        }
+        out["calibration"] = {
+            "methods": dict(zip(LABEL_KEYS, calib["methods"])),
+            "scale": dict(zip(LABEL_KEYS, calib["scale"])),
+            "bias": dict(zip(LABEL_KEYS, calib["bias"])),
+            "ece": {"before": uncal["ece"], "after": out["ece"]},
+            "brier": {"before": uncal["brier"], "after": out["brier"]},
+            "mean_ece": {"before": uncal["mean_ece"], "after": out["mean_ece"]},
+            "mean_brier": {"before": uncal["mean_brier"], "after": out["mean_brier"]},
         }
     out["conditions"] = condition_breakdown(conditions, y, p)
     if meta is not None:
@@ -276,7 +310,7 @@ def plot_roc(
 
 
 def plot_reliability(
-    path: Path, y: np.ndarray, p: np.ndarray, temperatures: np.ndarray | None
+    path: Path, y: np.ndarray, p: np.ndarray, calib: dict[str, Any] | None
 ) -> None:
     plt = _pyplot()
     fig, axes = plt.subplots(
@@ -287,10 +321,17 @@ def plot_reliability(
         ax, hist = axes[0, i], axes[1, i]
         ax.plot([0, 1], [0, 1], ":", color="grey", lw=1, label="perfect calibration")
         series = []
-        if temperatures is not None:
-            raw = calibration.uncalibrate(p[:, i], temperatures[i])
-            series.append(("before (T = 1)", raw, "tab:orange"))
-            series.append((f"after (T = {temperatures[i]:.2f})", p[:, i], "tab:blue"))
+        if calib is not None:
+            a, b = calib["scale"][i], calib["bias"][i]
+            raw = calibration.uncalibrate_affine(p[:, i], a, b)
+            series.append(("before (raw)", raw, "tab:orange"))
+            series.append(
+                (
+                    f"after ({calib['methods'][i]}: T = {1 / a:.2f}, bias {b:+.2f})",
+                    p[:, i],
+                    "tab:blue",
+                )
+            )
         else:
             series.append(("as submitted", p[:, i], "tab:blue"))
         for j, (name, probs, color) in enumerate(series):
@@ -395,14 +436,14 @@ def run(
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     truth = read_labels(labels)
-    temperatures = None
+    calib = None
     if submission is not None:
         preds = read_submission(submission, data_dir)
         ids = [i for i, _ in submit.read_test_csv(data_dir)]
         source = {"submission": str(Path(submission).resolve())}
         if model is not None:
             export_dir = serving.resolve_export_dir(model)
-            temperatures = np.asarray(serving.read_metadata(export_dir)["temperatures"], np.float64)
+            calib = export_calibration(serving.read_metadata(export_dir))
             source["model"] = str(export_dir.resolve())
     elif model is not None:
         ids, scores, loaded = submit.score_test_set(
@@ -418,7 +459,7 @@ def run(
         if bad:
             raise EvaluateError(f"{len(bad)} test clips could not be read:\n  " + "\n  ".join(bad))
         preds = {i: (s.fake, s.real) for i, s in zip(ids, scores)}
-        temperatures = loaded.temperatures
+        calib = export_calibration(loaded.metadata)
         source = {
             "model": str(loaded.path.resolve()),
             "export": {
@@ -441,11 +482,8 @@ def run(
         conditions = np.array([meta[i].get("label") or "unknown" for i in ids])
     else:
         conditions = np.array([derived_condition(int(a), int(b)) for a, b in y])
-    if temperatures is not None and np.allclose(temperatures, 1.0):
-        temperatures = None  # nothing to undo: before == after
-
     try:
-        result = compute_metrics(ids, y, p, conditions, meta, temperatures)
+        result = compute_metrics(ids, y, p, conditions, meta, calib)
     except metrics.MetricError as e:
         raise EvaluateError(f"cannot score these test clips: {e}") from e
     result["source"] = source
@@ -462,7 +500,7 @@ def run(
             "histograms": out_dir / "histograms.png",
         }
         plot_roc(files["roc"], y, p, single, result)
-        plot_reliability(files["reliability"], y, p, temperatures)
+        plot_reliability(files["reliability"], y, p, calib)
         plot_histograms(files["histograms"], y, p, conditions)
         result["plots"] = {k: str(v) for k, v in files.items()}
     with open(out_dir / "predictions.csv", "w", newline="") as f:
@@ -500,9 +538,21 @@ def format_summary(result: dict[str, Any]) -> str:
             f"  EER of fake on {result['single_voice_clips']['n']} single-voice clips: "
             f"{result['eer_fake_single_voice']:.4f}"
         )
-    if "uncalibrated" in result:
+    if "calibration" in result:
+        c = result["calibration"]
         lines.append(
-            f"  before calibration the score would be {result['uncalibrated']['score']:.4f}"
+            f"  calibration ({', '.join(f'{k} {m}' for k, m in c['methods'].items())}), "
+            "before -> after on these clips:"
+        )
+        for k in LABEL_KEYS:
+            lines.append(
+                f"  {k:<5} ECE {c['ece']['before'][k]:.4f} -> {c['ece']['after'][k]:.4f}  "
+                f"Brier {c['brier']['before'][k]:.4f} -> {c['brier']['after'][k]:.4f}"
+            )
+        lines.append(
+            f"  mean  ECE {c['mean_ece']['before']:.4f} -> {c['mean_ece']['after']:.4f}  "
+            f"Brier {c['mean_brier']['before']:.4f} -> {c['mean_brier']['after']:.4f}  "
+            f"score {result['uncalibrated']['score']:.4f} -> {result['score']:.4f}"
         )
     lines.append(f"  {'condition':<12}{'n':>4}{'fake':>8}{'real':>8}{'acc@0.5':>9}")
     for cond, row in result["conditions"].items():

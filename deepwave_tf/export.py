@@ -29,11 +29,20 @@ TensorFlow / TF Serving load it without keras, tensorflow-io or this package):
 - `features(mfcc: [batch, frames, n_mfcc], mel: [batch, n_mels, frames])` ->
   the same outputs, for callers who computed the features themselves.
 - `metadata()` -> `{"json": string}`: the content of `assets/deepwave.json`
-  (resolved config, feature config and hash, label names, temperatures,
-  calibration metrics, versions).
+  (resolved config, feature config and hash, label names, calibration method
+  and parameters per output and why they were kept, calibration metrics,
+  versions).
 
-Calibration: one temperature per output fitted on the validation split of the
-run's records (`calibration.py`; a single shared one for the softmax head).
+Calibration (`calibration.py`): each output's logit goes through
+`sigmoid(scale * logit + bias)` in the graph. `export.calibration` picks the
+map on the validation split of the run's records: "auto" (the default) keeps
+none, temperature or Platt by k-fold out-of-fold log loss, "none" /
+"temperature" / "platt" force one; below `export.calibration_min_clips`
+validation clips it keeps none with a warning; T stays within
+`export.calibration_temperature_range`. The softmax head gets one shared map.
+The metadata's `calibration.outputs` records per output the method kept, its
+scale / bias / T, the reason and the out-of-fold scores; `temperatures` is
+`1 / scale` (with Platt there is also a bias).
 
 Before the export gets its final name, it is reloaded with
 `tf.saved_model.load` and compared with the in-memory model + calibration on
@@ -60,13 +69,12 @@ from typing import Any
 import numpy as np
 
 from deepwave_tf import calibration, cli
-from deepwave_tf.config import Config, ConfigError, load_config
+from deepwave_tf.config import Config, ConfigError, ExportConfig, load_config
 from deepwave_tf.serving import METADATA_ASSET, ExportError
 
 FORMAT = "deepwave_tf-export-1"
 PARITY_RECORDS = 4  # stored-feature clips checked after reloading
 PARITY_AUDIO = 3  # decoded source clips checked after reloading
-MIN_CALIBRATION_CLIPS = 100  # fewer validation clips get a warning
 WINDOW_CHUNK = 32  # windows per network call inside the graph (bounds memory on long audio)
 
 
@@ -76,12 +84,25 @@ class ExportParityError(ExportError):
 
 @dataclasses.dataclass
 class Calibration:
-    temperatures: np.ndarray  # [2]
-    fitted: bool
+    """The calibration baked into the export: `p = sigmoid(scale * logit + bias)` per output."""
+
+    scale: np.ndarray  # [2]
+    bias: np.ndarray  # [2]
+    fitted: bool  # False: --no-calibrate / export.calibrate = false
     shared: bool
     n_val: int
     report: dict[str, Any]
     warnings: list[str]
+    outputs: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # method, why
+
+    @property
+    def temperatures(self) -> np.ndarray:
+        """`1 / scale`: the temperatures when no output has a bias (methods none, temperature)."""
+        return 1.0 / self.scale
+
+    @property
+    def affine(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.scale, self.bias
 
 
 # --------------------------------------------------------------------------- #
@@ -162,46 +183,71 @@ def validation_logits(
     return np.concatenate(logits), np.concatenate(targets)
 
 
-def fit_calibration(logits: np.ndarray, targets: np.ndarray, head: str) -> Calibration:
-    """Temperatures per output (shared for the softmax head); T = 1 where a fit is impossible."""
+def fit_calibration(
+    logits: np.ndarray, targets: np.ndarray, head: str, settings: ExportConfig | None = None
+) -> Calibration:
+    """The calibration `settings` ask for (`export.calibration*`), guarded and cross-validated
+    by `calibration.fit_calibration`; one shared map for the softmax head."""
     from deepwave_tf.features import LABEL_KEYS
 
+    settings = ExportConfig() if settings is None else settings
     shared = head == "softmax"
-    warnings: list[str] = []
-    try:
-        temps = calibration.fit_temperatures(logits, targets, shared=shared)
-    except calibration.CalibrationError as e:
-        if shared:
-            warnings.append(f"shared temperature not fitted ({e}); using T = 1")
-            temps = np.ones(2)
-        else:
-            temps = np.ones(2)
-            for i, label in enumerate(LABEL_KEYS):
-                try:
-                    temps[i] = calibration.fit_temperature(logits[:, i], targets[:, i])
-                except calibration.CalibrationError as col_error:
-                    warnings.append(f"{label}: temperature not fitted ({col_error}); using T = 1")
-    for label, t in zip(LABEL_KEYS, temps):
-        if t >= 0.999 * calibration.MAX_TEMPERATURE or t <= 1.001 * calibration.MIN_TEMPERATURE:
-            warnings.append(
-                f"{label}: T = {t:.3g} is at the search bound: on the validation split the "
-                "logits barely predict the targets (an untrained model or a tiny split); "
-                "its probabilities are flattened towards the validation base rate"
-            )
-    if len(logits) < MIN_CALIBRATION_CLIPS:
-        warnings.append(
-            f"only {len(logits)} validation clips: the temperatures are rough "
-            f"(use >= {MIN_CALIBRATION_CLIPS}, e.g. a larger prep.val_fraction)"
-        )
-    report = calibration.calibration_report(logits, targets, temps, LABEL_KEYS)
-    return Calibration(temps, True, shared, len(logits), report, warnings)
+    fitted = calibration.fit_calibration(
+        logits,
+        targets,
+        method=settings.calibration,
+        shared=shared,
+        min_clips=settings.calibration_min_clips,
+        folds=settings.calibration_folds,
+        temperature_range=settings.calibration_temperature_range,
+        prior_strength=settings.calibration_prior_clips,
+        labels=LABEL_KEYS,
+    )
+    report = calibration.calibration_report(
+        logits,
+        targets,
+        labels=LABEL_KEYS,
+        scale=fitted.scale,
+        bias=fitted.bias,
+        methods=fitted.methods,
+    )
+    return Calibration(
+        fitted.scale,
+        fitted.bias,
+        True,
+        shared,
+        len(logits),
+        report,
+        fitted.warnings,
+        fitted.details,
+    )
+
+
+def calibration_metadata(calib: Calibration) -> dict[str, Any]:
+    """The metadata's `calibration`: the map per output, which method was kept and why."""
+    return {
+        "fitted": calib.fitted,
+        "shared": calib.shared,
+        "n_val": calib.n_val,
+        "map": "sigmoid(scale * logit + bias)",
+        "scale": [float(a) for a in calib.scale],
+        "bias": [float(b) for b in calib.bias],
+        "outputs": calib.outputs,  # per output: method, scale, bias, temperature, reason, cv
+        "metrics": calib.report,  # validation Brier / ECE / log loss before and after
+        "warnings": calib.warnings,
+    }
 
 
 # --------------------------------------------------------------------------- #
 # The export graph
 # --------------------------------------------------------------------------- #
-def build_archive(logits_model, cfg: Config, temperatures: np.ndarray, metadata_path: Path):
-    """An `ExportArchive` with the `serving_default`, `windows`, `features` and `metadata` endpoints."""
+def build_archive(
+    logits_model, cfg: Config, affine: tuple[np.ndarray, np.ndarray], metadata_path: Path
+):
+    """An `ExportArchive` with the `serving_default`, `windows`, `features` and `metadata` endpoints.
+
+    `affine`: the calibration `(scale [2], bias [2])`, applied as `sigmoid(scale * logit + bias)`.
+    """
     import keras
     import tensorflow as tf
 
@@ -210,13 +256,14 @@ def build_archive(logits_model, cfg: Config, temperatures: np.ndarray, metadata_
 
     fcfg = cfg.features
     hop = features.hop_samples(cfg.export.window_hop_seconds, fcfg)
-    temps = tf.constant(np.asarray(temperatures, np.float32))
+    scale = tf.constant(np.asarray(affine[0], np.float32))
+    bias = tf.constant(np.asarray(affine[1], np.float32))
     asset = tf.saved_model.Asset(str(metadata_path))
 
     def stacked_probabilities(mfcc, mel):
         # The model takes mel with a channel axis; users and prep use [n_mels, frames].
         logits = logits_model({MFCC: mfcc, MEL: mel[..., None]}, training=False)
-        return tf.sigmoid(logits / temps)  # [batch, 2], columns = LABEL_KEYS
+        return tf.sigmoid(logits * scale + bias)  # [batch, 2], columns = LABEL_KEYS
 
     def window_probabilities(windows):
         """`[batch, n_windows, num_samples]` -> `[batch, n_windows, 2]`.
@@ -391,7 +438,7 @@ def check_parity(
     export_dir: Path,
     logits_model,
     cfg: Config,
-    temperatures: np.ndarray,
+    affine: tuple[np.ndarray, np.ndarray],
     metadata: dict[str, Any],
     feature_clips: list,
     waveform_clips: list,
@@ -416,7 +463,7 @@ def check_parity(
             MFCC: tf.convert_to_tensor(feats[MFCC]),
             MEL: tf.convert_to_tensor(feats[MEL])[..., None],
         }
-        return calibration.apply_temperature(np.asarray(infer(x)), temperatures)
+        return calibration.apply_affine(np.asarray(infer(x)), *affine)
 
     def stacked(out) -> np.ndarray:
         return np.stack([out[k].numpy() for k in LABEL_KEYS], axis=-1)
@@ -551,8 +598,8 @@ def run(
         out_dir: export directory (default `run_dir/export/TIMESTAMP`).
         records: records directory for calibration and the parity clips
             (default: the one named in `run_dir/run.json`).
-        calibrate: fit temperatures on the validation split (default:
-            `export.calibrate` of the run's config).
+        calibrate: calibrate on the validation split as `export.calibration` says
+            (default: `export.calibrate` of the run's config; False: identity).
         overrides: `export.key=value` overrides of the run's config.
         config: a TOML config whose `[export]` section applies before `overrides`.
         verbose: print calibration metrics and the parity summary.
@@ -591,17 +638,28 @@ def run(
 
     if calibrate:
         logits, targets = validation_logits(logits_model, records_dir, cfg)
-        calib = fit_calibration(logits, targets, cfg.model.head)
+        calib = fit_calibration(logits, targets, cfg.model.head, cfg.export)
         say(
-            f"calibration on {calib.n_val} validation clips of {records_dir}"
-            f"{' (one shared temperature: softmax head)' if calib.shared else ''}:"
+            f"calibration (export.calibration = {cfg.export.calibration}) on {calib.n_val} "
+            f"validation clips of {records_dir}"
+            f"{' (one shared map: softmax head)' if calib.shared else ''}:"
         )
+        say(calibration.format_choice(calib.outputs))
         say(calibration.format_report(calib.report))
         for w in calib.warnings:
             say(f"warning: {w}")
     else:
-        calib = Calibration(np.ones(2), False, False, 0, {}, [])
-        say("calibration: off (T = 1)")
+        calib = Calibration(
+            np.ones(2),
+            np.zeros(2),
+            False,
+            False,
+            0,
+            {},
+            [],
+            calibration.Fitted.identity(LABEL_KEYS, "calibration off").details,
+        )
+        say("calibration: off (scale 1, bias 0)")
 
     metadata = {
         "format": FORMAT,
@@ -613,13 +671,7 @@ def run(
         "feature_hash": cfg.features.hash(),
         "labels": list(LABEL_KEYS),
         "temperatures": [float(t) for t in calib.temperatures],
-        "calibration": {
-            "fitted": calib.fitted,
-            "shared": calib.shared,
-            "n_val": calib.n_val,
-            "metrics": calib.report,
-            "warnings": calib.warnings,
-        },
+        "calibration": calibration_metadata(calib),
         "signatures": {
             "serving_default": "waveform float32 [batch, samples] mono at "
             f"{cfg.features.sample_rate_hz} Hz, any length (scored in "
@@ -639,7 +691,7 @@ def run(
     with tempfile.TemporaryDirectory() as tmp:
         meta_path = Path(tmp) / METADATA_ASSET
         meta_path.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
-        build_archive(logits_model, cfg, calib.temperatures, meta_path).write_out(
+        build_archive(logits_model, cfg, calib.affine, meta_path).write_out(
             str(partial), verbose=False
         )
 
@@ -648,7 +700,7 @@ def run(
         partial,
         out_dir,
         lambda: check_parity(
-            partial, logits_model, cfg, calib.temperatures, metadata, feature_clips, waveform_clips
+            partial, logits_model, cfg, calib.affine, metadata, feature_clips, waveform_clips
         ),
     )
     say(
@@ -657,7 +709,11 @@ def run(
         f"max |difference| = {parity['max_abs_diff']:.2g} <= {parity['atol']:g}"
     )
     say(
-        "temperatures: " + ", ".join(f"{k} {t:.4f}" for k, t in zip(LABEL_KEYS, calib.temperatures))
+        "calibration kept: "
+        + ", ".join(
+            f"{k} {calib.outputs[k]['method']} (scale {a:.4f}, bias {b:+.4f})"
+            for k, a, b in zip(LABEL_KEYS, calib.scale, calib.bias)
+        )
     )
     say(f"exported: {out_dir}")
     return out_dir
@@ -680,7 +736,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="records directory for calibration (default: the one in RUN_DIR/run.json)",
     )
-    parser.add_argument("--no-calibrate", action="store_true", help="export with T = 1")
+    parser.add_argument(
+        "--no-calibrate", action="store_true", help="export uncalibrated (scale 1, bias 0)"
+    )
     parser.add_argument(
         "--out", type=Path, default=None, help="export directory (default RUN_DIR/export/TIMESTAMP)"
     )

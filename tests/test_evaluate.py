@@ -121,21 +121,53 @@ def test_evaluate_through_the_export_matches_its_submission(export_dir, sample_d
     assert scored["source"]["model"] == str(export_dir.resolve())
     # 5 s clips are one window each: mean = max. metrics.json records what was used.
     assert scored["source"]["export"] == {"window_hop_seconds": 2.5, "aggregate": "mean"}
-    # With the export's temperatures: the uncalibrated metrics, and the uncalibrated
-    # probabilities are sigmoid(T * logit(p)).
+    # With the export's calibration (Platt: scale and bias): the uncalibrated metrics, and
+    # the uncalibrated probabilities are sigmoid((logit(p) - bias) / scale).
     meta = json.loads((export_dir / "assets" / "deepwave.json").read_text())
-    temps = np.array(meta["temperatures"])
-    assert scored["temperatures"] == pytest.approx(dict(zip(["fake", "real"], temps)))
+    scale, bias = np.array(meta["calibration"]["scale"]), np.array(meta["calibration"]["bias"])
+    assert scored["temperatures"] == pytest.approx(dict(zip(["fake", "real"], 1 / scale)))
     preds = read_csv(tmp_path / "a" / "predictions.csv")
     y = np.array([[int(r["fake_true"]), int(r["real_true"])] for r in preds])
     p = np.array([[float(r["fake"]), float(r["real"])] for r in preds])
-    raw = calibration.uncalibrate(p, temps)
-    assert scored["uncalibrated"]["score"] == pytest.approx(
-        metrics.challenge_score(y, raw)["score"]
-    )
+    raw = calibration.uncalibrate_affine(p, scale, bias)
+    before = metrics.challenge_score(y, raw)
+    assert scored["uncalibrated"]["score"] == pytest.approx(before["score"])
     assert scored["uncalibrated"]["auc"] == pytest.approx(
         scored["auc"]
-    )  # T never changes the ranking
+    )  # a positive scale never changes the ranking
+    # ECE and Brier before and after, per output and on average, and what the export kept.
+    calib = scored["calibration"]
+    assert calib["methods"] == {"fake": "platt", "real": "platt"}
+    assert calib["scale"] == pytest.approx(dict(zip(["fake", "real"], scale)))
+    assert calib["bias"] == pytest.approx(dict(zip(["fake", "real"], bias)))
+    for m in ("ece", "brier"):
+        assert calib[m]["before"] == pytest.approx(before[m])
+        assert calib[m]["after"] == pytest.approx(metrics.challenge_score(y, p)[m])
+        assert calib[f"mean_{m}"] == pytest.approx(
+            {"before": before[f"mean_{m}"], "after": scored[f"mean_{m}"]}
+        )
+    assert calib["ece"]["before"] != calib["ece"]["after"]
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text())["calibration"] == calib
+    for m in ("ece", "brier"):  # --submission with --model: the same before / after
+        for when in ("before", "after"):
+            assert from_file["calibration"][m][when] == pytest.approx(calib[m][when], abs=1e-6)
+    summary = evaluate.format_summary(scored)
+    e, b = calib["ece"], calib["brier"]
+    assert "calibration (fake platt, real platt), before -> after on these clips:" in summary
+    assert (
+        f"  fake  ECE {e['before']['fake']:.4f} -> {e['after']['fake']:.4f}  "
+        f"Brier {b['before']['fake']:.4f} -> {b['after']['fake']:.4f}"
+    ) in summary.splitlines()
+
+
+def test_export_calibration_of_an_export_made_before_platt():
+    """Old exports record temperatures only: scale = 1 / T, no bias."""
+    old = {"temperatures": [2.0, 1.0], "calibration": {"fitted": True, "metrics": {}}}
+    assert evaluate.export_calibration(old) == {
+        "scale": [0.5, 1.0],
+        "bias": [0.0, 0.0],
+        "methods": ["temperature", "none"],
+    }
 
 
 def test_evaluate_cli(made_up_submission, sample_dir, tmp_path, capsys):

@@ -2,13 +2,15 @@
 a fresh-process load without keras / tensorflow-io / deepwave_tf, saved_model_cli.
 
 The export is made once per session from an untrained tiny model (its final layer
-scaled up so its probabilities spread out and are over-confident), calibrated on the
-sample records' validation split; `tiny_export_dir` is shared with the predict,
+scaled up so its probabilities spread out and are over-confident), calibrated by
+Platt scaling on the sample records' 12 validation clips (forced past the guard, so
+the graph carries a scale and a bias); `tiny_export_dir` is shared with the predict,
 submit and evaluate tests.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -50,6 +52,11 @@ def make_tiny_run(run_dir: Path, cfg, records_dir: Path, logit_scale: float = 20
     return run_dir
 
 
+# The sample has 12 validation clips, below the guard's 100: force Platt scaling so the shared
+# export exercises a calibration with a bias (test_export_guard_keeps_none_... covers the default).
+TINY_EXPORT_CALIBRATION = ["export.calibration=platt", "export.calibration_min_clips=10"]
+
+
 def tiny_export_dir(tmp_path_factory, sample_records: Path, tiny_cfg) -> Path:
     """The session's export (made on first use, reused by every test module)."""
     from deepwave_tf import export
@@ -59,7 +66,7 @@ def tiny_export_dir(tmp_path_factory, sample_records: Path, tiny_cfg) -> Path:
     if done.is_file():
         return Path(done.read_text())
     run_dir = make_tiny_run(base, tiny_cfg, sample_records)
-    out = export.run(run_dir, verbose=False)
+    out = export.run(run_dir, verbose=False, overrides=TINY_EXPORT_CALIBRATION)
     done.write_text(str(out))
     return out
 
@@ -156,26 +163,30 @@ def test_fit_temperature_refuses_single_class():
 
 def test_fit_calibration_falls_back_per_column_with_a_warning():
     from deepwave_tf import export
+    from deepwave_tf.config import ExportConfig
 
-    z, y = _overconfident(500, seed=4)
+    z, y = _overconfident(500, seed=4, scale=3.0)
     logits = np.stack([z, z], axis=1)
     targets = np.stack([y, np.zeros_like(y)], axis=1)  # "real" never present
     calib = export.fit_calibration(logits, targets, head="multilabel")
-    assert calib.temperatures[0] == pytest.approx(4.0, rel=0.2)
-    assert calib.temperatures[1] == 1.0
+    assert [calib.outputs[k]["method"] for k in ("fake", "real")] == ["temperature", "none"]
+    assert calib.temperatures[0] == pytest.approx(3.0, rel=0.2)
+    assert (calib.temperatures[1], calib.bias[1]) == (1.0, 0.0)
     assert calib.warnings == [
-        "real: temperature not fitted (all 500 validation targets are 0: "
-        "a temperature needs both classes); using T = 1"
+        "real: all 500 validation targets are 0: calibration needs both classes, so the raw "
+        "probabilities are kept (method none)"
     ]
+    assert calib.report["fake"]["method"] == "temperature"
     # Logits that rank the clips backwards: the best T is infinite; it stops at the bound, with a warning.
     backwards = np.stack([-z, z], axis=1)
-    calib = export.fit_calibration(backwards, np.stack([y, y], axis=1), head="multilabel")
-    assert calib.temperatures[0] == pytest.approx(calibration.MAX_TEMPERATURE, rel=1e-3)
-    assert calib.warnings == [
-        f"fake: T = {calib.temperatures[0]:.3g} is at the search bound: on the validation split "
-        "the logits barely predict the targets (an untrained model or a tiny split); its "
-        "probabilities are flattened towards the validation base rate"
-    ]
+    settings = ExportConfig(calibration="temperature")
+    calib = export.fit_calibration(backwards, np.stack([y, y], axis=1), "multilabel", settings)
+    assert calib.temperatures[0] == pytest.approx(4.0, rel=1e-3)  # the default range's top
+    assert calib.warnings[-1] == (
+        "fake: T = 4 is at the upper bound of export.calibration_temperature_range: on the "
+        "validation split the logits barely predict the targets (an untrained model or a tiny "
+        "split); its probabilities are flattened towards the validation base rate"
+    )
 
 
 # --------------------------------------------------------------------------- #
@@ -194,31 +205,67 @@ def test_export_layout_and_metadata(export_dir, run_dir, metadata, tiny_cfg, sam
         assert (export_dir / name).exists(), name
     assert not [p for p in export_dir.parent.iterdir() if p.name.startswith(".")]  # no partial left
     assert metadata["labels"] == ["fake", "real"]
-    assert metadata["config"] == tiny_cfg.to_dict()
+    exported_cfg = tiny_cfg.replace(
+        export=dataclasses.replace(tiny_cfg.export, calibration="platt", calibration_min_clips=10)
+    )
+    assert (
+        metadata["config"] == exported_cfg.to_dict()
+    )  # the run's config + TINY_EXPORT_CALIBRATION
     assert metadata["feature_config"] == tiny_cfg.to_dict()["features"]
     assert metadata["feature_hash"] == tiny_cfg.features.hash()
     assert metadata["records"] == str(sample_records.resolve())
     calib = metadata["calibration"]
     assert calib["fitted"] and not calib["shared"]
     assert calib["n_val"] == 12  # the sample's validation split
-    small = (
-        "only 12 validation clips: the temperatures are rough "
-        "(use >= 100, e.g. a larger prep.val_fraction)"
-    )
-    assert small in calib["warnings"]
-    # the tiny model's other warnings can only be a temperature at its search bound
+    assert calib["map"] == "sigmoid(scale * logit + bias)"
+    # The tiny model's warnings can only be: a T at its bound, or Platt worse than none out of fold.
     for w in calib["warnings"]:
-        assert w == small or re.fullmatch(r"(fake|real): T = \S+ is at the search bound: .*", w), w
+        assert re.fullmatch(
+            r"(fake|real): (T = \S+ is at the (upper|lower) bound of "
+            r"export.calibration_temperature_range: .*|export.calibration = platt is worse .*)",
+            w,
+        ), w
     temps = metadata["temperatures"]
-    assert len(temps) == 2 and all(t > 1.0 for t in temps)  # the scaled-up model is over-confident
-    for label, t in zip(["fake", "real"], temps):
+    assert temps == [1 / a for a in calib["scale"]]
+    assert all(t > 1.0 for t in temps)  # the scaled-up model is over-confident
+    for i, label in enumerate(["fake", "real"]):
+        out = calib["outputs"][label]
+        assert out["method"] == "platt"
+        assert out["reason"] == "export.calibration = platt"
+        assert (out["scale"], out["bias"]) == (calib["scale"][i], calib["bias"][i])
+        assert set(out["cv"]) == {"folds", "none", "temperature", "platt"}  # 6 of each class
         row = calib["metrics"][label]
-        assert row["temperature"] == t
+        assert (row["method"], row["temperature"], row["bias"]) == ("platt", temps[i], out["bias"])
         assert set(row["before"]) == set(row["after"]) == {"brier", "ece", "log_loss"}
         assert row["after"]["log_loss"] < row["before"]["log_loss"]
+    assert any(b != 0.0 for b in calib["bias"])
     parity = json.loads((export_dir / "parity.json").read_text())
     assert parity["max_abs_diff"] <= 1e-5
     assert len(parity["clips"]) >= 4 + 3 + 4  # val records, source audio, synthetic
+
+
+def test_export_guard_keeps_none_on_the_tiny_validation_split(
+    logits_model, sample_records, tiny_cfg
+):
+    """Default settings on the sample's 12 validation clips: the raw probabilities, and why."""
+    from deepwave_tf import export
+
+    logits, targets = export.validation_logits(logits_model, sample_records, tiny_cfg)
+    assert logits.shape == targets.shape == (12, 2)
+    calib = export.fit_calibration(logits, targets, tiny_cfg.model.head, tiny_cfg.export)
+    meta = export.calibration_metadata(calib)
+    assert meta["scale"] == [1.0, 1.0] and meta["bias"] == [0.0, 0.0]
+    assert [meta["outputs"][k]["method"] for k in ("fake", "real")] == ["none", "none"]
+    assert meta["outputs"]["real"]["reason"] == "guard: 12 validation clips < 100"
+    assert meta["warnings"] == [
+        "only 12 validation clips (export.calibration_min_clips = 100): too few to fit a "
+        "calibration that carries over to new data, so the raw probabilities are kept "
+        "(method none for fake and real); give validation more clips (a larger "
+        "prep.val_fraction) or lower export.calibration_min_clips"
+    ]
+    for k in ("fake", "real"):
+        assert meta["metrics"][k]["before"] == meta["metrics"][k]["after"]
+    json.dumps(meta)  # plain JSON types only
 
 
 def test_waveform_endpoint_matches_model_on_prep_features(
@@ -239,7 +286,9 @@ def test_waveform_endpoint_matches_model_on_prep_features(
         out = loaded.signatures["serving_default"](waveform=tf.constant(wav[None]))
         got = np.array([out["fake"].numpy()[0], out["real"].numpy()[0]])
         z = logits_model({"mfcc": ex["mfcc"][None], "mel": ex["mel"][None, ..., None]}).numpy()[0]
-        want = calibration.apply_temperature(z, metadata["temperatures"])
+        want = calibration.apply_affine(
+            z, metadata["calibration"]["scale"], metadata["calibration"]["bias"]
+        )
         np.testing.assert_allclose(got, want, atol=1e-5, err_msg=clip_id)
         # The features endpoint on the same stored features.
         out = loaded.signatures["features"](mfcc=ex["mfcc"][None], mel=ex["mel"][None])
