@@ -44,6 +44,7 @@ clients with batching (bounded by `--rss-max-seconds`).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import socket
@@ -300,11 +301,28 @@ def cpu_costs(direct: Direct, clip: np.ndarray, bodies: dict[str, Path]) -> list
             fn()
         return 1000 * (time.process_time() - start) / n
 
+    # The numbers alone (between "[[" and "]]"), for parsers that skip Python lists.
+    numbers = predict_body[predict_body.index(b"[[") + 2 : predict_body.rindex(b"]]")]
     rows = [
         ["orjson.loads of the 3.6 MB body", cpu_ms(lambda: parse_json(predict_body), 20)],
         [
             "parse_predict (orjson + checks + float32 array)",
             cpu_ms(lambda: parse_predict(parse_json(predict_body), served, 10**9), 20),
+        ],
+        [
+            "alternative: np.fromstring(numbers, float32, sep=',')",
+            cpu_ms(lambda: np.fromstring(numbers, np.float32, sep=","), 5),
+        ],
+        [
+            "alternative: np.loadtxt(numbers, delimiter=',')",
+            cpu_ms(lambda: np.loadtxt(io.BytesIO(numbers), np.float32, delimiter=","), 5),
+        ],
+        [
+            "alternative: tf.strings.to_number(tf.strings.split(numbers))",
+            cpu_ms(
+                lambda: direct.tf.strings.to_number(direct.tf.strings.split(numbers, ",")).numpy(),
+                5,
+            ),
         ],
     ]
     for path in ("score-ogg", "score-wav"):
@@ -336,6 +354,7 @@ def main(argv=None) -> int:
     p.add_argument("--rss-requests", type=int, default=5000)
     p.add_argument("--rss-max-seconds", type=float, default=900.0)
     p.add_argument("--rss-only", action="store_true", help="only the RSS run")
+    p.add_argument("--costs-only", action="store_true", help="only the CPU cost per step")
     args = p.parse_args(argv)
     levels = [int(c) for c in args.clients.split(",")]
     paths = args.paths.split(",")
@@ -367,7 +386,8 @@ def main(argv=None) -> int:
         )
         direct = Direct(export_dir, clip)
         results = []
-        for batching, max_batch in () if args.rss_only else (("on", 32), ("off", 1)):
+        skip_levels = args.rss_only or args.costs_only
+        for batching, max_batch in () if skip_levels else (("on", 32), ("off", 1)):
             with Server(export_dir, max_batch) as server:
                 for path in paths:
                     endpoint, content_type, _ = PATHS[path]
@@ -386,13 +406,14 @@ def main(argv=None) -> int:
                         )
         if results:
             report(results)
+        if not args.rss_only:
             table(
                 f"CPU per 5 s clip, one step at a time in this process "
                 f"(load average now {os.getloadavg()[0]:.1f})",
                 ["step", "CPU ms"],
                 cpu_costs(direct, clip, bodies),
             )
-        if args.rss_requests:
+        if args.rss_requests and not args.costs_only:
             rss_run(export_dir, bodies["predict"], args.rss_requests, args.rss_max_seconds)
     return 0
 
