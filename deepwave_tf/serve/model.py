@@ -137,14 +137,13 @@ def _reject_constant(name: str):
 def parse_json(body: bytes) -> Any:
     """The request's JSON.
 
-    orjson parses a 5 s clip's 160,000 numbers in ~10 ms of CPU, ~6x faster than
-    `json`, and nothing tried converts them to numpy faster without Python
-    lists: `np.fromstring(sep=",")`, `np.loadtxt`, pandas, pyarrow and
-    `tf.strings.to_number` all took longer on the same body (bench_serve.py's
-    README section has the figures). A body orjson refuses is parsed again by
-    `json`, whose message names the problem (NaN, Infinity) or which accepts what
-    orjson alone refuses (a UTF-8 BOM; 1e400, which becomes inf and is then
-    refused as a sample by name).
+    orjson parses a 5 s clip's 160,000 numbers in ~11 ms of CPU. The parsers
+    that skip Python lists cost more on the same numbers:
+    `np.fromstring(sep=",")`, `tf.strings.to_number` and `np.loadtxt` took 2.8x
+    to 4.2x its CPU (bench_serve.py --costs-only prints them). A body orjson
+    refuses is parsed again by `json`, whose message names the problem (NaN,
+    Infinity), or which accepts what orjson alone refuses (a UTF-8 BOM; 1e400,
+    which becomes inf and is then refused as a sample by name).
 
     Raises:
         RequestError: 400 for a body that is not JSON, or nested over 1024 deep.
