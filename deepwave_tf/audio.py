@@ -134,6 +134,21 @@ def load_soundfile(path: str | Path, sample_rate_hz: int) -> np.ndarray:
     Raises:
         AudioError: missing, empty, truncated, corrupt or non-audio file.
     """
+    return load_soundfile_with_rate(path, sample_rate_hz)[0]
+
+
+def load_soundfile_with_rate(path: str | Path, sample_rate_hz: int) -> tuple[np.ndarray, int]:
+    """`load_soundfile`, plus the file's native rate in Hz from the same open.
+
+    The server wants both; `native_rate_hz` would open and parse the file again
+    (~2 ms for a 5 s Ogg, against ~11 ms to decode it).
+
+    Returns:
+        (`[samples]` float32 at `sample_rate_hz`, the native rate in Hz).
+
+    Raises:
+        AudioError: missing, empty, truncated, corrupt or non-audio file.
+    """
     import soundfile as sf
 
     path = Path(path)
@@ -153,7 +168,7 @@ def load_soundfile(path: str | Path, sample_rate_hz: int) -> np.ndarray:
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if not np.all(np.isfinite(mono)):
         raise AudioError(path, "decoded samples contain NaN or inf")
-    return resample(mono, rate, sample_rate_hz)
+    return resample(mono, rate, sample_rate_hz), int(rate)
 
 
 def native_rate_hz(path: str | Path) -> int | None:

@@ -108,6 +108,17 @@ def test_backends_agree_after_resampling(tmp_path):
     assert np.sqrt(np.mean((a - b)[100:-100] ** 2)) < 0.1 * np.sqrt(np.mean(a**2))
 
 
+def test_load_soundfile_with_rate_is_load_soundfile_plus_the_native_rate(tmp_path):
+    path = _write(tmp_path / "a.wav", _stereo(44100), 44100, subtype="PCM_16")
+    wav, rate = audio.load_soundfile_with_rate(path, RATE)
+    assert rate == 44100 == audio.native_rate_hz(path)
+    np.testing.assert_array_equal(wav, audio.load_soundfile(path, RATE))
+    assert wav.dtype == np.float32 and wav.shape == (_expected_length(44100, 44100),)
+    (tmp_path / "e.wav").write_bytes(b"")
+    with pytest.raises(audio.AudioError, match="empty file"):
+        audio.load_soundfile_with_rate(tmp_path / "e.wav", RATE)
+
+
 def test_tfio_decodes_inside_tf_data(sample_dir):
     import tensorflow as tf
 

@@ -201,6 +201,9 @@ def test_bad_input_is_a_4xx_that_names_the_problem(served, clips):
         ("post", url(":predict"), {"content": b""}, 400, "empty request body"),
         ("post", url(":predict"), {"content": b'{"instances": [[0.1, '}, 400, "malformed JSON"),
         ("post", url(":predict"), {"content": b"\xff\xfe"}, 400, "malformed JSON"),
+        # orjson stops at 1024 levels, json would recurse to a RecursionError (a 500 before)
+        ("post", url(":predict"), {"content": b"[" * 5000}, 400, "depth limit"),
+        ("post", url(":predict"), {"content": b'{"instances": [[1e400]]}'}, 400, "NaN or inf"),
         ("post", url(":predict"), {"json": [1, 2]}, 400, "must be a JSON object"),
         (
             "post",
@@ -365,6 +368,47 @@ def test_bad_input_is_a_4xx_that_names_the_problem(served, clips):
         assert 'code="500"' not in metrics
 
 
+def test_parse_json_is_json_loads_and_refuses_what_json_refuses():
+    """orjson is the parser; its answers equal `json.loads`', bad bodies are 400s naming why."""
+    import json
+
+    from deepwave_tf.serve.model import RequestError, parse_json
+
+    rng = np.random.default_rng(3)
+    clip = (0.3 * rng.standard_normal(SR)).astype(np.float32)
+    good = [
+        json.dumps({"instances": [clip.tolist()]}).encode(),  # what clients send: repr floats
+        b'{"inputs": {"waveform": [[0, -0, 1.0e+2, -0.5E-3, 1e-320, 12345678901234567890]]}}',
+        b'{"signature_name": "windows", "instances": [{"waveform": [0.25, -1]}]}',
+        '{"s": "\\u00e9 é", "t": true, "n": null, "a": {"a": 1, "a": 2}}'.encode(),
+        b'\xef\xbb\xbf{"instances": [[0.5]]}',  # a UTF-8 BOM: json accepts it, so do we
+        b" [1, 2.5] \n",
+    ]
+    for body in good:
+        got = parse_json(body)
+        assert got == json.loads(body), body[:60]
+        assert json.dumps(got) == json.dumps(json.loads(body))  # same types (int vs float)
+    # The clip's floats come back bit-exact, then float32 exactly as numpy rounds them.
+    parsed = np.asarray(parse_json(good[0])["instances"], np.float32)
+    np.testing.assert_array_equal(parsed[0], clip)
+    bad = [
+        (b"", "Expecting value"),
+        (b"   ", "Expecting value"),
+        (b'{"instances": [[0.1, ', "Expecting value"),
+        (b"[1, 2,]", "Expecting value"),
+        (b'{"a": 1} x', "Extra data"),
+        (b"{'a': 1}", "Expecting property name"),
+        (b"\xff\xfe", "malformed JSON"),
+        (b'{"instances": [[0.1, NaN]]}', "NaN is not a number JSON allows"),
+        (b'{"instances": [[-Infinity]]}', "-Infinity is not a number JSON allows"),
+        (b"[" * 3000 + b"]" * 3000, "depth limit exceeded"),
+    ]
+    for body, words in bad:
+        with pytest.raises(RequestError, match="malformed JSON") as e:
+            parse_json(body)
+        assert e.value.status == 400 and words in e.value.message, (body[:20], e.value.message)
+
+
 # --------------------------------------------------------------------------- #
 # Batching, queue bound, API key, metrics
 # --------------------------------------------------------------------------- #
@@ -411,6 +455,35 @@ def test_batcher_groups_by_key_and_bounds_the_queue():
         np.testing.assert_array_equal(out[i]["y"], np.full((1, 3), 2 * i))
     assert out[6]["y"].shape == (2, 5)
     assert calls[:3] == [("a", 4), ("a", 2), ("b", 2)]  # max_batch rows per call, keys apart
+
+
+def test_batcher_reports_queue_and_call_times_and_does_not_copy_a_lone_request():
+    seen, calls = [], []
+
+    def run(key, inputs):
+        seen.append(inputs["x"])
+        time.sleep(0.05)
+        return {"y": inputs["x"] + 1}
+
+    async def scenario():
+        b = Batcher(run, max_batch=4, max_wait_s=0.02, on_batch=lambda *a: calls.append(a))
+        b.start()
+        lone = np.zeros((1, 3), np.float32)
+        out, queue_s, call_s = await b.submit_timed("k", {"x": lone})
+        pair = await asyncio.gather(
+            *(b.submit_timed("k", {"x": np.ones((1, 3), np.float32)}) for _ in range(2))
+        )
+        await b.stop()
+        return lone, out, queue_s, call_s, pair
+
+    lone, out, queue_s, call_s, pair = asyncio.run(scenario())
+    assert seen[0] is lone  # a call of one request gets the request's own array
+    np.testing.assert_array_equal(out["y"], np.ones((1, 3)))
+    # The lone request waited max_wait_s for company (20 ms), then its call slept 50 ms.
+    assert 0.015 <= queue_s < 10 and 0.045 <= call_s < 10
+    assert seen[1].shape == (2, 3)  # the two others shared a call
+    assert pair[0][2] == pair[1][2]  # ... so both report that call's time
+    assert [c[:2] for c in calls] == [(1, 1), (2, 2)] and calls[1][2] == pair[0][2]
 
 
 class SlowModel:
@@ -529,8 +602,20 @@ def test_health_readiness_and_metrics(served):
         'deepwave_batch_rows_bucket{le="1.0"} 1.0',
         "deepwave_queue_depth 0.0",
         "deepwave_model_ready 1.0",
+        "deepwave_model_call_seconds_count 1.0",
+        # where the one good request's time went (the 503 ended before any stage)
+        'deepwave_stage_seconds_count{endpoint="predict",stage="read"} 1.0',
+        'deepwave_stage_seconds_count{endpoint="predict",stage="parse"} 1.0',
+        'deepwave_stage_seconds_count{endpoint="predict",stage="queue"} 1.0',
+        'deepwave_stage_seconds_count{endpoint="predict",stage="model"} 1.0',
+        'deepwave_stage_seconds_count{endpoint="predict",stage="respond"} 1.0',
     ):
         assert needle in text, needle
+    # The model stage of a request is its call's time, which the SlowModel made >= 0.3 s.
+    model_s = float(
+        text.split('deepwave_stage_seconds_sum{endpoint="predict",stage="model"} ')[1].split()[0]
+    )
+    assert 0.3 <= model_s < 30
 
 
 # --------------------------------------------------------------------------- #

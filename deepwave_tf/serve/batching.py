@@ -10,7 +10,10 @@ order, for the next call.
 The queue is bounded (`max_queue` requests waiting): `submit` raises
 `QueueFull` instead of building an unbounded backlog, and the app answers 503
 with `Retry-After`. TensorFlow runs in one worker thread (its ops use every
-core already); the event loop keeps accepting and parsing meanwhile.
+core already); the event loop keeps accepting and parsing meanwhile. While a
+call runs, the requests that arrive queue up and the next call takes them all
+(up to `max_batch`), so under load the batch grows with the backlog rather
+than with `max_wait_s`, which only matters when the model is idle.
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ class Batcher:
         max_batch: rows per call (1 turns batching off: one request per call).
         max_wait_s: how long the first request of a call waits for others.
         max_queue: requests waiting at most; one more raises `QueueFull`.
-        on_batch: `on_batch(rows, requests)` after each call (metrics).
+        on_batch: `on_batch(rows, requests, run_s)` after each call (metrics):
+            the call's rows and requests, and its wall time in seconds.
     """
 
     def __init__(
@@ -60,7 +64,7 @@ class Batcher:
         max_batch: int = 32,
         max_wait_s: float = 0.005,
         max_queue: int = 256,
-        on_batch: Callable[[int, int], None] | None = None,
+        on_batch: Callable[[int, int, float], None] | None = None,
     ):
         if max_batch < 1 or max_queue < 1 or max_wait_s < 0:
             raise ValueError("max_batch and max_queue must be >= 1, max_wait_s >= 0")
@@ -101,6 +105,17 @@ class Batcher:
 
     async def submit(self, key: Hashable, inputs: Inputs) -> Outputs:
         """Queue one request; returns its rows of the outputs.
+
+        Raises:
+            QueueFull: `max_queue` requests are waiting already.
+        """
+        return (await self.submit_timed(key, inputs))[0]
+
+    async def submit_timed(self, key: Hashable, inputs: Inputs) -> tuple[Outputs, float, float]:
+        """`submit`, plus where the time went: `(outputs, queue_s, call_s)`.
+
+        `queue_s` is the request's wait before its call started, `call_s` the
+        wall time of the SavedModel call it shared.
 
         Raises:
             QueueFull: `max_queue` requests are waiting already.
@@ -157,22 +172,27 @@ class Batcher:
             items = [item for item in items if not item.future.done()]  # cancelled clients
             if not items:
                 continue
+            started = time.monotonic()
             try:
-                inputs = {
-                    name: np.concatenate([item.inputs[name] for item in items])
-                    for name in items[0].inputs
-                }
+                if len(items) == 1:  # no copy for a call of one request
+                    inputs = items[0].inputs
+                else:
+                    inputs = {
+                        name: np.concatenate([item.inputs[name] for item in items])
+                        for name in items[0].inputs
+                    }
                 outputs = await loop.run_in_executor(self._executor, self._run, first.key, inputs)
             except Exception as e:  # the error belongs to the requests, not to the worker
                 for item in items:
                     if not item.future.done():
                         item.future.set_exception(e)
                 continue
+            run_s = time.monotonic() - started
             if self._on_batch is not None:
-                self._on_batch(sum(item.rows for item in items), len(items))
+                self._on_batch(sum(item.rows for item in items), len(items), run_s)
             offset = 0
             for item in items:
                 part = {k: v[offset : offset + item.rows] for k, v in outputs.items()}
                 offset += item.rows
                 if not item.future.done():
-                    item.future.set_result(part)
+                    item.future.set_result((part, started - item.queued_at, run_s))
