@@ -133,7 +133,8 @@ class SincConv(layers.Layer):
         self.band_hz = self.add_weight(
             name="band_hz",
             shape=(self.filters,),
-            initializer=keras.initializers.Constant(band - MIN_BAND_HZ),
+            # Bands narrower than MIN_BAND_HZ (many filters at a low rate) start at it.
+            initializer=keras.initializers.Constant(np.maximum(band - MIN_BAND_HZ, 0.0)),
         )
 
     def cutoffs_hz(self):
