@@ -1,7 +1,7 @@
 """Benchmark training: input-pipeline examples/s (augmentation off / on) and training examples/s per config.
 
     .venv/bin/python benchmarks/bench_train.py [--records DIR | --data DIR] [--batches 60] [--steps 4]
-        [--configs tiny,default,cnn_bilstm,cnn_bilstm_gelu]
+        [--configs tiny,default,cnn_bilstm,cnn_bilstm_gelu] [--train-only]
 
 Records: `--records` (a prep output), else `prep.run` over `--data` (default the
 embedded data/sample) into a temporary directory. The train split is repeated,
@@ -20,6 +20,11 @@ so a small split still gives a steady-state figure.
 - training: each config's model (`fit.compile_model`), `train_on_batch` on a
   batch of its `data.batch_size` records, 2 warm-up steps (trace) then `--steps`
   timed steps. The default config is also measured with `model.first_conv_stride=1`.
+  A `--configs` entry may carry overrides after `@`, `;`-separated, e.g.
+  `waveform@model.waveform_stride=1`. A config with the waveform branch
+  (configs/waveform.toml) needs the waveform in the records: the temporary prep
+  then stores it (`prep.store_waveform`), which changes none of the features.
+  `--train-only` skips the pipeline and noise-bank tables.
 - targets (issue 3): pipeline >= 2,000 examples/s and >= 10x the default
   model's training throughput.
 """
@@ -90,6 +95,25 @@ def bench_training(records, cfg, steps: int) -> tuple[float, float, int]:
     return batch * steps / c.wall, 1000 * c.cpu / (batch * steps), model.count_params()
 
 
+def train_table(records, variants, steps: int) -> dict[str, float]:
+    """Training throughput per `(config name, overrides)`, printed; {label: examples/s}."""
+    from deepwave_tf.config import CONFIG_DIR, load_config
+
+    rows, train = [], {}
+    for name, overrides in variants:
+        cfg = load_config(CONFIG_DIR / f"{name}.toml", overrides)
+        ex_s, cpu, params = bench_training(records, cfg, steps)
+        label = name + (f" ({', '.join(overrides)})" if overrides else "")
+        train[label] = ex_s
+        rows.append([label, f"{params:,}", str(cfg.data.batch_size), ex_s, cpu])
+    table(
+        f"training (train_on_batch, {steps} steps after 2 warm-up steps)",
+        ["config", "params", "batch", "examples/s (wall)", "CPU ms/example"],
+        rows,
+    )
+    return train
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=Path, help="an existing prep output")
@@ -99,6 +123,9 @@ def main(argv=None) -> int:
     parser.add_argument("--batches", type=int, default=60, help="timed pipeline batches")
     parser.add_argument("--steps", type=int, default=4, help="timed training steps per config")
     parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument(
+        "--train-only", action="store_true", help="only the training table (no pipeline, bank)"
+    )
     args = parser.parse_args(argv)
 
     import tensorflow as tf
@@ -108,14 +135,29 @@ def main(argv=None) -> int:
 
     print(f"# bench_train: {os.cpu_count()} CPUs, TF {tf.__version__}, load avg {os.getloadavg()}")
     default = load_config(CONFIG_DIR / "default.toml")
+    variants = []  # (label, config)
+    for entry in (e for e in args.configs.split(",") if e):
+        name, _, extra = entry.partition("@")
+        overrides = [o for o in extra.split(";") if o]
+        variants.append((name, overrides))
+        if name == "default" and not overrides:
+            variants.append(("default", ["model.first_conv_stride=1"]))
     tmp = None
     records = args.records
     if records is None:
         tmp = tempfile.TemporaryDirectory(prefix="bench_train_")
         records = Path(tmp.name) / "records"
+        wave = any(
+            load_config(CONFIG_DIR / f"{n}.toml", o).model.uses_waveform for n, o in variants
+        )
+        prep_cfg = default.replace(prep=dataclasses.replace(default.prep, store_waveform=wave))
         with Clock() as c:
-            result = prep.run(default, args.data, records, progress=False)
+            result = prep.run(prep_cfg, args.data, records, progress=False)
         print(f"prepped {args.data} -> {records} in {c.wall:.1f}s: {result.counts}")
+    if args.train_only:
+        train_table(records, variants, args.steps)
+        print(f"\nload avg at the end {os.getloadavg()}")
+        return 0
 
     # Input pipeline alone.
     rows = []
@@ -163,23 +205,7 @@ def main(argv=None) -> int:
         rows,
     )
 
-    # Training throughput per config.
-    rows, train = [], {}
-    names = [n for n in args.configs.split(",") if n]
-    variants = [(n, []) for n in names]
-    if "default" in names:
-        variants.insert(names.index("default") + 1, ("default", ["model.first_conv_stride=1"]))
-    for name, overrides in variants:
-        cfg = load_config(CONFIG_DIR / f"{name}.toml", overrides)
-        ex_s, cpu, params = bench_training(records, cfg, args.steps)
-        label = name + (f" ({', '.join(overrides)})" if overrides else "")
-        train[label] = ex_s
-        rows.append([label, f"{params:,}", str(cfg.data.batch_size), ex_s, cpu])
-    table(
-        f"training (train_on_batch, {args.steps} steps after 2 warm-up steps)",
-        ["config", "params", "batch", "examples/s (wall)", "CPU ms/example"],
-        rows,
-    )
+    train = train_table(records, variants, args.steps)
 
     if "default" in train:
         on = pipeline["train, augmentation on"]

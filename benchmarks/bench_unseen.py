@@ -270,7 +270,9 @@ def main(argv=None) -> int:
 
     # Shared evaluation records (features only: the same for every config of one front-end).
     first = next(iter(configs.values()))
-    fkey = _hash(dataclasses.asdict(first.features))
+    # A waveform-branch config (configs/waveform.toml) reads the samples: store them then.
+    wave = any(c.model.uses_waveform for c in configs.values())
+    fkey = _hash(dataclasses.asdict(first.features)) + ("-wave" if wave else "")
     extra: dict = {}
     modern_ok = (args.modern / "labels.csv").is_file()
     if modern_ok:
@@ -282,12 +284,13 @@ def main(argv=None) -> int:
             val_fraction=0.0,
             holdout=(),
             val_holdout=(),
+            store_waveform=wave,
         )
     else:
         print(f"# no modern-generator set at {args.modern} (scripts/build_modern_val.py): skipped")
     if not args.no_full:
         extra["devtest"] = ensure_records(
-            first, args.data, work / "records" / f"devtest-{fkey}", ["test"]
+            first, args.data, work / "records" / f"devtest-{fkey}", ["test"], store_waveform=wave
         )
         extra["labels"] = devtest_labels(args.data)
 

@@ -252,6 +252,9 @@ class AugmentConfig:
             raise ConfigError("augment.recorded_noise_share must be in [0, 1)")
 
 
+BRANCHES = ("mfcc", "mel", "stats", "waveform")
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Two-input CNN + BiLSTM (see model.build_model)."""
@@ -275,14 +278,22 @@ class ModelConfig:
     # What feeds the head: "mfcc" (the BiLSTM), "mel" (the CNN), "stats" (per-band mean
     # and std over time of the normalised log-mel and MFCC through one dense layer: what a
     # linear model on those statistics keeps, which transfers to unseen generators).
+    # "waveform": SincNet-style learnable band-pass filters on the raw waveform, then a
+    # 1-D residual CNN (`sincnet.py`); the model then also takes the clip's samples.
     branches: tuple[str, ...] = ("mfcc", "mel")
     stats_units: int = 64
+    # waveform branch (used only when "waveform" is in branches):
+    waveform_rate_hz: int = 16000  # the branch decimates the clip to this rate in-graph first
+    waveform_filters: int = 70  # sinc band-pass filters, mel-initialised
+    waveform_kernel_samples: int = 129  # sinc filter length at waveform_rate_hz (odd)
+    waveform_stride: int = 1  # stride of the sinc convolution (1 = SincNet/RawNet2)
+    waveform_channels: tuple[int, ...] = (32, 32, 64, 64)  # residual blocks, max-pool 3 each
 
     def __post_init__(self):
-        unknown = [b for b in self.branches if b not in ("mfcc", "mel", "stats")]
+        unknown = [b for b in self.branches if b not in BRANCHES]
         if unknown or not self.branches or len(set(self.branches)) != len(self.branches):
             raise ConfigError(
-                f"model.branches={list(self.branches)}: choose one or more of mfcc, mel, stats"
+                f"model.branches={list(self.branches)}: choose one or more of {', '.join(BRANCHES)}"
             )
         _check_choice("model.activation", self.activation, ("relu", "gelu"))
         _check_choice("model.head", self.head, ("multilabel", "softmax"))
@@ -292,6 +303,23 @@ class ModelConfig:
             raise ConfigError("model.conv_filters needs at least one block")
         if self.first_conv_stride < 1:
             raise ConfigError("model.first_conv_stride must be >= 1")
+        if self.waveform_kernel_samples < 3 or self.waveform_kernel_samples % 2 == 0:
+            raise ConfigError(
+                f"model.waveform_kernel_samples={self.waveform_kernel_samples} must be odd and "
+                ">= 3 (a symmetric, linear-phase filter centred on a sample)"
+            )
+        if min(self.waveform_filters, self.waveform_stride, self.waveform_rate_hz) < 1:
+            raise ConfigError(
+                "model.waveform_filters, model.waveform_stride and model.waveform_rate_hz "
+                "must be >= 1"
+            )
+        if not self.waveform_channels or min(self.waveform_channels) < 1:
+            raise ConfigError("model.waveform_channels needs at least one block of >= 1 channels")
+
+    @property
+    def uses_waveform(self) -> bool:
+        """The model takes the clip's samples (`waveform` input) besides mfcc and mel."""
+        return "waveform" in self.branches
 
 
 @dataclasses.dataclass(frozen=True)
@@ -415,6 +443,26 @@ class Config(SectionedConfig):
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     tune: TuneConfig = dataclasses.field(default_factory=TuneConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+
+    def __post_init__(self):
+        # Checks that span sections (each section checks its own fields).
+        m, f, a = self.model, self.features, self.augment
+        if m.uses_waveform:
+            if f.sample_rate_hz % m.waveform_rate_hz:
+                raise ConfigError(
+                    f"model.waveform_rate_hz={m.waveform_rate_hz} must divide "
+                    f"features.sample_rate_hz={f.sample_rate_hz} (the branch decimates by an "
+                    "integer factor)"
+                )
+            if a.enabled or a.val_mixing:
+                # augment.py mixes power-mel spectra; the waveform would still be the
+                # unmixed clip, so the branch would learn from targets that do not describe it.
+                raise ConfigError(
+                    "model.branches includes 'waveform', but the augmentation mixes voices and "
+                    "noise in the power-mel domain only (augment.py), so the waveform input "
+                    "would not match the mixed targets: set augment.enabled = false and "
+                    "augment.val_mixing = false"
+                )
 
 
 SECTIONS: dict[str, type] = {f.name: f.type for f in dataclasses.fields(Config)}

@@ -1,5 +1,10 @@
 """tf.data input pipeline: sharded TFRecords -> `({"mfcc", "mel"}, {"fake", "real"})` batches.
 
+A model with the waveform branch (`model.branches` has "waveform") also gets
+`"waveform"` `[B, num_samples]`, read from records prepped with
+`prep.store_waveform = true` (others are refused, saying so). The config refuses
+such a model with the augmentation on (`Config`): the mixing works on power-mel.
+
 Order of operations (each step says why it sits where it does):
 1. shard files from the manifest, after checking its feature hash against the
    config (records made with other features are refused, naming the fields);
@@ -33,7 +38,7 @@ import tensorflow as tf
 
 from deepwave_tf import augment, records
 from deepwave_tf.config import Config
-from deepwave_tf.features import LABEL_KEYS, MEL, MFCC
+from deepwave_tf.features import LABEL_KEYS, MEL, MFCC, WAVEFORM
 from deepwave_tf.records import ManifestError
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -44,8 +49,9 @@ def load_manifest(records_dir: str | Path, cfg: Config) -> dict[str, Any]:
     """Read `records_dir/manifest.json` and check it matches `cfg.features`.
 
     Raises:
-        ManifestError: missing manifest, or records made with other features
-            (every differing field is named).
+        ManifestError: missing manifest, records made with other features
+            (every differing field is named), or records without the waveform
+            for a model with the waveform branch.
     """
     records_dir = Path(records_dir)
     if not records_dir.is_dir():
@@ -55,7 +61,24 @@ def load_manifest(records_dir: str | Path, cfg: Config) -> dict[str, Any]:
         )
     manifest = records.read_manifest(records_dir)
     records.check_manifest(manifest, cfg.features, where=records_dir)
+    check_waveform(manifest, cfg, where=records_dir)
     return manifest
+
+
+def check_waveform(manifest: dict[str, Any], cfg: Config, where: str | Path = "") -> None:
+    """Refuse records without the stored waveform when the model has the waveform branch.
+
+    Raises:
+        ManifestError: `cfg.model.branches` has "waveform" and the manifest says
+            `with_waveform` false (or nothing).
+    """
+    if cfg.model.uses_waveform and not manifest.get("with_waveform"):
+        raise ManifestError(
+            f"records{' in ' + str(where) if where else ''} hold no waveform, but "
+            f"model.branches={list(cfg.model.branches)} has the waveform branch, which reads "
+            "the clip's samples: prep the data again with prep.store_waveform = true "
+            "(`--set prep.store_waveform=true`)"
+        )
 
 
 def load_stats(records_dir: str | Path) -> dict[str, Any]:
@@ -92,7 +115,8 @@ def make_dataset(
 
     Returns:
         A dataset of `({"mfcc": [B, frames, n_mfcc], "mel": [B, n_mels, frames, 1]},
-        {"fake": [B], "real": [B]})`, features and targets float32. The test
+        {"fake": [B], "real": [B]})`, features and targets float32, plus
+        `"waveform": [B, num_samples]` for a model with the waveform branch. The test
         split's targets are -1 (unknown).
 
     Raises:
@@ -141,6 +165,7 @@ def make_dataset(
     mixing = augmented or val_mixed
     parse = records.make_parser(
         cfg.features,
+        with_waveform=cfg.model.uses_waveform,
         batched=True,
         skip=(records.ID, MFCC) if mixing else (records.ID,),
         stored_layout=records.mel_layout(manifest),
@@ -210,6 +235,8 @@ def _to_model_io(parsed: dict[str, tf.Tensor], *, check_labels: bool, channel: b
     feats = {MEL: parsed[MEL][..., None] if channel else parsed[MEL]}
     if MFCC in parsed:
         feats[MFCC] = parsed[MFCC]
+    if WAVEFORM in parsed:
+        feats[WAVEFORM] = parsed[WAVEFORM]
     labels = {}
     for key in LABEL_KEYS:
         y = parsed[key]

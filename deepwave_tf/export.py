@@ -27,7 +27,11 @@ TensorFlow / TF Serving load it without keras, tensorflow-io or this package):
   starts and ends in the clip (seconds), so a long recording shows *where* it
   scores as fake.
 - `features(mfcc: [batch, frames, n_mfcc], mel: [batch, n_mels, frames])` ->
-  the same outputs, for callers who computed the features themselves.
+  the same outputs, for callers who computed the features themselves. A model
+  with the waveform branch (`model.branches` has "waveform") takes the window's
+  samples too: `features(mfcc, mel, waveform: [batch, num_samples])`; its
+  `serving_default` and `windows` are unchanged (each window's samples go to
+  the branch beside the window's features).
 - `metadata()` -> `{"json": string}`: the content of `assets/deepwave.json`
   (resolved config, feature config and hash, label names, calibration method
   and parameters per output and why they were kept, calibration metrics,
@@ -259,10 +263,14 @@ def build_archive(
     scale = tf.constant(np.asarray(affine[0], np.float32))
     bias = tf.constant(np.asarray(affine[1], np.float32))
     asset = tf.saved_model.Asset(str(metadata_path))
+    wave = cfg.model.uses_waveform
 
-    def stacked_probabilities(mfcc, mel):
+    def stacked_probabilities(mfcc, mel, waveform=None):
         # The model takes mel with a channel axis; users and prep use [n_mels, frames].
-        logits = logits_model({MFCC: mfcc, MEL: mel[..., None]}, training=False)
+        x = {MFCC: mfcc, MEL: mel[..., None]}
+        if wave:
+            x[WAVEFORM] = waveform  # [batch, num_samples]: the window's samples
+        logits = logits_model(x, training=False)
         return tf.sigmoid(logits * scale + bias)  # [batch, 2], columns = LABEL_KEYS
 
     def window_probabilities(windows):
@@ -280,9 +288,9 @@ def build_archive(
         per_chunk = tf.maximum((n + chunks - 1) // chunks, 1)
         flat = tf.pad(flat, [[0, chunks * per_chunk - n], [0, 0]])
 
-        def score(chunk):
+        def score(chunk):  # [per_chunk, num_samples] windows
             feats = features.compute_features(chunk, fcfg)
-            return stacked_probabilities(feats[MFCC], feats[MEL])
+            return stacked_probabilities(feats[MFCC], feats[MEL], chunk)
 
         probs = tf.map_fn(
             score,
@@ -333,8 +341,8 @@ def build_archive(
         out["end_s"] = tf.tile(end_s[None], tf.concat([batch, [1]], 0))
         return out
 
-    def serve_features(mfcc, mel):
-        probs = stacked_probabilities(mfcc, mel)
+    def serve_features(mfcc, mel, waveform=None):
+        probs = stacked_probabilities(mfcc, mel, waveform)
         return {key: probs[:, i] for i, key in enumerate(LABEL_KEYS)}
 
     def metadata():
@@ -345,14 +353,13 @@ def build_archive(
     archive.track(logits_model)
     archive.add_endpoint("serving_default", serve_waveform, waveform_spec)
     archive.add_endpoint("windows", serve_windows, waveform_spec)
-    archive.add_endpoint(
-        "features",
-        serve_features,
-        [
-            tf.TensorSpec([None, *fcfg.mfcc_shape], tf.float32, name=MFCC),
-            tf.TensorSpec([None, *fcfg.mel_shape], tf.float32, name=MEL),
-        ],
-    )
+    feature_specs = [
+        tf.TensorSpec([None, *fcfg.mfcc_shape], tf.float32, name=MFCC),
+        tf.TensorSpec([None, *fcfg.mel_shape], tf.float32, name=MEL),
+    ]
+    if wave:
+        feature_specs.append(tf.TensorSpec([None, fcfg.num_samples], tf.float32, name=WAVEFORM))
+    archive.add_endpoint("features", serve_features, feature_specs)
     # ExportArchive only saves what hangs off its root object; attaching the
     # Asset there makes tf.saved_model copy the file into assets/ and list it
     # in the MetaGraph, so it travels with the model (TF Serving included).
@@ -369,7 +376,9 @@ def parity_inputs(records_dir: Path | None, cfg: Config) -> tuple[list, list]:
 
     Returns:
         `(feature_clips, waveform_clips)`: lists of `(name, {"mfcc", "mel"})`
-        (stored features, unbatched) and `(name, [samples] float32)`.
+        (stored features, unbatched; with the record's `"waveform"` for a model with
+        the waveform branch, whose records without one give no feature clips) and
+        `(name, [samples] float32)`.
     """
     from deepwave_tf import audio, records
 
@@ -395,7 +404,11 @@ def parity_inputs(records_dir: Path | None, cfg: Config) -> tuple[list, list]:
             )
             for ex in ds.take(PARITY_RECORDS).map(parse):
                 name = f"{split} record {ex['id'].numpy().decode()}"
-                feature_clips.append((name, {"mfcc": ex["mfcc"].numpy(), "mel": ex["mel"].numpy()}))
+                feats = {"mfcc": ex["mfcc"].numpy(), "mel": ex["mel"].numpy()}
+                if cfg.model.uses_waveform and with_waveform:
+                    feats["waveform"] = ex["waveform"].numpy()
+                if with_waveform or not cfg.model.uses_waveform:
+                    feature_clips.append((name, feats))
                 if with_waveform:
                     waveform_clips.append((name + " (stored waveform)", ex["waveform"].numpy()))
         source = Path(manifest.get("source", {}).get("data_dir", "") or "/nonexistent")
@@ -452,17 +465,20 @@ def check_parity(
     import tensorflow as tf
 
     from deepwave_tf import features, serving
-    from deepwave_tf.features import LABEL_KEYS, MEL, MFCC
+    from deepwave_tf.features import LABEL_KEYS, MEL, MFCC, WAVEFORM
 
     loaded = tf.saved_model.load(str(export_dir))
     atol = cfg.export.parity_atol
     infer = inference_fn(logits_model)
+    wave = cfg.model.uses_waveform
 
     def reference(feats) -> np.ndarray:
         x = {
             MFCC: tf.convert_to_tensor(feats[MFCC]),
             MEL: tf.convert_to_tensor(feats[MEL])[..., None],
         }
+        if wave:
+            x[WAVEFORM] = tf.convert_to_tensor(feats[WAVEFORM])
         return calibration.apply_affine(np.asarray(infer(x)), *affine)
 
     def stacked(out) -> np.ndarray:
@@ -471,9 +487,7 @@ def check_parity(
     rows = []
     for name, feats in feature_clips:
         got = stacked(
-            loaded.signatures["features"](
-                mfcc=tf.constant(feats[MFCC][None]), mel=tf.constant(feats[MEL][None])
-            )
+            loaded.signatures["features"](**{k: tf.constant(v[None]) for k, v in feats.items()})
         )
         want = reference({k: v[None] for k, v in feats.items()})
         rows.append(("features", name, got[0], want[0]))
@@ -482,7 +496,8 @@ def check_parity(
     for name, wav in waveform_clips:
         # The reference cuts the windows in numpy (serving.windows) and aggregates in numpy.
         cut = serving.windows(wav, cfg.features, hop_seconds)
-        per_window = reference(features.compute_features(tf.constant(cut), cfg.features))
+        feats = features.compute_features(tf.constant(cut), cfg.features)
+        per_window = reference({**feats, WAVEFORM: cut} if wave else feats)
         got = stacked(loaded.signatures["serving_default"](waveform=tf.constant(wav[None])))
         rows.append(("serving_default", name, got[0], serving.aggregate(per_window, how)))
         out = loaded.signatures["windows"](waveform=tf.constant(wav[None]))
@@ -680,7 +695,13 @@ def run(
             "windows": "waveform as serving_default -> fake, real, start_s, end_s "
             "[batch, windows]: every window's probabilities and its first and last second",
             "features": f"mfcc [batch, {cfg.features.num_frames}, {cfg.features.n_mfcc}], "
-            f"mel (dB) [batch, {cfg.features.n_mels}, {cfg.features.num_frames}] -> fake, real",
+            f"mel (dB) [batch, {cfg.features.n_mels}, {cfg.features.num_frames}]"
+            + (
+                f", waveform [batch, {cfg.features.num_samples}] (the window's samples)"
+                if cfg.model.uses_waveform
+                else ""
+            )
+            + " -> fake, real",
             "metadata": "() -> json: this document",
         },
         "versions": _versions(),

@@ -138,13 +138,16 @@ def _build_training_state(model: keras.Model, cfg: Config) -> None:
     """
     import tensorflow as tf
 
-    from deepwave_tf.features import LABEL_KEYS, MEL, MFCC
+    from deepwave_tf.features import LABEL_KEYS, MEL, MFCC, WAVEFORM
 
     f = cfg.features
-    spec = (
-        {MFCC: tf.TensorSpec([None, *f.mfcc_shape]), MEL: tf.TensorSpec([None, *f.mel_shape, 1])},
-        {key: tf.TensorSpec([None]) for key in LABEL_KEYS},
-    )
+    inputs = {
+        MFCC: tf.TensorSpec([None, *f.mfcc_shape]),
+        MEL: tf.TensorSpec([None, *f.mel_shape, 1]),
+    }
+    if cfg.model.uses_waveform:
+        inputs[WAVEFORM] = tf.TensorSpec([None, f.num_samples])
+    spec = (inputs, {key: tf.TensorSpec([None]) for key in LABEL_KEYS})
     build = getattr(model, "_symbolic_build", None)
     if build is not None:
         build(data_batch=spec)
@@ -340,7 +343,8 @@ def run(
 
     Raises:
         RunDirError: `run_dir` holds a finished run and `overwrite` is False.
-        ManifestError: missing records dir/manifest, other features, no val split.
+        ManifestError: missing records dir/manifest, other features, no val split,
+            records without the waveform for a model with the waveform branch.
         ConfigError: unknown strategy.
     """
     records_dir, run_dir = Path(records_dir).resolve(), Path(run_dir)

@@ -2,7 +2,9 @@
 
 Inputs (names are the contract shared with records, tf.data and serving):
 - `mfcc` `[frames, n_mfcc]`: normalised per coefficient, then a Bidirectional LSTM;
-- `mel` `[n_mels, frames, 1]` (log-mel dB): normalised per band, then Conv2D blocks.
+- `mel` `[n_mels, frames, 1]` (log-mel dB): normalised per band, then Conv2D blocks;
+- `waveform` `[num_samples]` (only with `"waveform"` in `model.branches`): the clip's
+  samples, through SincNet band-passes and a 1-D CNN (`sincnet.py`).
 
 Both branches are concatenated into a small dense head. Whatever the head, the
 layer named `logits` gives two binary logits `[batch, 2]` = (fake, real) with
@@ -23,8 +25,9 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from deepwave_tf import sincnet
 from deepwave_tf.config import Config
-from deepwave_tf.features import LABEL_KEYS, MEL, MFCC
+from deepwave_tf.features import LABEL_KEYS, MEL, MFCC, WAVEFORM
 
 LOGITS = "logits"
 
@@ -117,6 +120,7 @@ def build_model(cfg: Config, stats: Mapping[str, Any] | None = None) -> keras.Mo
     m, f = cfg.model, cfg.features
     mfcc_in = keras.Input(shape=f.mfcc_shape, name=MFCC)
     mel_in = keras.Input(shape=(*f.mel_shape, 1), name=MEL)
+    inputs = {MFCC: mfcc_in, MEL: mel_in}
 
     vectors = []
     mfcc_norm = _normalization(stats, MFCC, f.n_mfcc, axis=-1, name="mfcc_norm")(mfcc_in)
@@ -134,6 +138,10 @@ def build_model(cfg: Config, stats: Mapping[str, Any] | None = None) -> keras.Mo
             [BandStatistics(name="mel_stats")(mel_t), BandStatistics(name="mfcc_stats")(mfcc_norm)]
         )
         vectors.append(layers.Dense(m.stats_units, activation=m.activation, name="stats_dense")(s))
+    if m.uses_waveform:
+        # waveform branch: SincNet band-passes on the raw samples -> residual 1-D CNN.
+        inputs[WAVEFORM] = keras.Input(shape=(f.num_samples,), name=WAVEFORM)
+        vectors.append(sincnet.waveform_branch(inputs[WAVEFORM], m, f.sample_rate_hz, _global_pool))
 
     # head: concatenate -> dense -> two binary logits -> probabilities.
     z = layers.Concatenate(name="concat")(vectors) if len(vectors) > 1 else vectors[0]
@@ -146,7 +154,7 @@ def build_model(cfg: Config, stats: Mapping[str, Any] | None = None) -> keras.Mo
         key: layers.Activation("sigmoid", name=key)(Column(i, name=f"{key}_logit")(logits))
         for i, key in enumerate(LABEL_KEYS)
     }
-    return keras.Model({MFCC: mfcc_in, MEL: mel_in}, outputs, name=m.name)
+    return keras.Model(inputs, outputs, name=m.name)
 
 
 def _mfcc_branch(x, m):
@@ -190,5 +198,5 @@ def _mel_branch(y, m):
 
 
 def logits_model(model: keras.Model) -> keras.Model:
-    """The same network up to the `logits` layer: `{"mfcc", "mel"}` -> `[batch, 2]`."""
+    """The same network up to the `logits` layer: `{"mfcc", "mel"[, "waveform"]}` -> `[batch, 2]`."""
     return keras.Model(model.inputs, model.get_layer(LOGITS).output, name=f"{model.name}_logits")

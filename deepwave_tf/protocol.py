@@ -37,19 +37,25 @@ def read_split(records_dir: str | Path, split: str, cfg, batch_size: int = 64):
     """Yield `(ids, generators, features, targets)` batches of a split in shard order.
 
     `features` is `{"mfcc": [B, frames, n_mfcc], "mel": [B, n_mels, frames, 1]}`
-    (as the model takes them), `targets` `[B, 2]` int (fake, real; -1 unknown).
+    (as the model takes them; plus `"waveform": [B, num_samples]` when
+    `cfg.model` has the waveform branch), `targets` `[B, 2]` int (fake, real; -1 unknown).
     Shards are read one after another (no interleave), so the order is that of
     `records.read_ids_and_generators`.
     """
     import tensorflow as tf
 
-    from deepwave_tf import records
-    from deepwave_tf.features import LABEL_KEYS, MEL, MFCC
+    from deepwave_tf import data, records
+    from deepwave_tf.features import LABEL_KEYS, MEL, MFCC, WAVEFORM
 
     manifest = records.read_manifest(records_dir)
     records.check_manifest(manifest, cfg.features, where=records_dir)
+    data.check_waveform(manifest, cfg, where=records_dir)
+    wave = cfg.model.uses_waveform
     parse = records.make_parser(
-        cfg.features, batched=True, stored_layout=records.mel_layout(manifest)
+        cfg.features,
+        with_waveform=wave,
+        batched=True,
+        stored_layout=records.mel_layout(manifest),
     )
     spec = {records.GENERATOR: tf.io.FixedLenFeature([], tf.string, default_value="")}
     paths = [str(p) for p in records.shard_paths(records_dir, split)]
@@ -59,6 +65,8 @@ def read_split(records_dir: str | Path, split: str, cfg, batch_size: int = 64):
         gens = tf.io.parse_example(serialized, spec)[records.GENERATOR].numpy()
         ids = [i.decode() for i in parsed[records.ID].numpy()]
         feats = {MFCC: parsed[MFCC].numpy(), MEL: parsed[MEL].numpy()[..., None]}
+        if wave:
+            feats[WAVEFORM] = parsed[WAVEFORM].numpy()
         targets = np.stack([parsed[k].numpy() for k in LABEL_KEYS], axis=-1)
         yield ids, [g.decode() for g in gens], feats, targets
 

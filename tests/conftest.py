@@ -37,6 +37,39 @@ def sample_records(tmp_path_factory, tiny_cfg) -> Path:
 
 
 # --------------------------------------------------------------------------- #
+# The waveform branch (deepwave_tf.sincnet)
+# --------------------------------------------------------------------------- #
+WAVE_TINY = [  # tiny.toml with a small waveform branch beside the stats branch
+    "model.branches=['waveform', 'stats']",
+    "augment.enabled=false",
+    "augment.val_mixing=false",
+    "model.waveform_filters=8",
+    "model.waveform_kernel_samples=33",
+    "model.waveform_channels=[4, 8]",
+    "model.waveform_stride=4",
+    "prep.store_waveform=true",
+]
+
+
+@pytest.fixture(scope="session")
+def wave_cfg():
+    from deepwave_tf.config import load_config
+
+    return load_config(REPO / "configs" / "tiny.toml", WAVE_TINY)
+
+
+@pytest.fixture(scope="session")
+def waveform_records(tmp_path_factory, wave_cfg) -> Path:
+    """The embedded sample's train/val split prepped with the waveform stored, once. Read-only!"""
+    from deepwave_tf import prep
+
+    out = tmp_path_factory.mktemp("records") / "sample_waveform"
+    result = prep.run(wave_cfg, SAMPLE_DIR, out, progress=False, splits=("train",))
+    assert result.exit_code == 0, result
+    return out
+
+
+# --------------------------------------------------------------------------- #
 # Text model (deepwave_tf.text)
 # --------------------------------------------------------------------------- #
 TEXT_SAMPLE_DIR = REPO / "data" / "text_sample"

@@ -268,3 +268,60 @@ def test_load_stats(sample_records, tiny_cfg):
     stats = data.load_stats(sample_records)
     assert len(stats[MFCC]["mean"]) == tiny_cfg.features.n_mfcc
     assert len(stats[MEL]["std"]) == tiny_cfg.features.n_mels
+
+
+# --------------------------------------------------------------------------- #
+# The waveform branch's input
+# --------------------------------------------------------------------------- #
+def test_waveform_branch_gets_the_stored_waveform_of_each_record(waveform_records, wave_cfg):
+    from deepwave_tf import protocol
+    from deepwave_tf.features import WAVEFORM
+
+    parse = records.make_parser(wave_cfg.features, with_waveform=True, batched=True)
+    stored = {}
+    for path in records.shard_paths(waveform_records, "val"):
+        ex = parse(tf.stack(list(tf.data.TFRecordDataset(str(path)))))
+        for i in range(int(ex["fake"].shape[0])):
+            stored[ex[MFCC][i].numpy().tobytes()] = ex[WAVEFORM][i].numpy()
+    n = wave_cfg.features.num_samples
+    seen = 0
+    for x, _ in data.make_dataset(waveform_records, "val", wave_cfg, training=False):
+        assert sorted(x) == [MEL, MFCC, WAVEFORM] and x[WAVEFORM].shape[1:] == (n,)
+        for mfcc, wav in zip(x[MFCC].numpy(), x[WAVEFORM].numpy()):
+            np.testing.assert_array_equal(wav, stored[mfcc.tobytes()])  # the same record's
+            seen += 1
+    assert seen == len(stored) > 0
+    # The protocol's reader feeds it too; a model without the branch does not get it.
+    (_, _, feats, _), *_ = protocol.read_split(waveform_records, "val", wave_cfg)
+    assert feats[WAVEFORM].shape[1:] == (n,)
+    x, _ = next(
+        iter(
+            data.make_dataset(
+                waveform_records,
+                "val",
+                plain(
+                    wave_cfg.replace(model=dataclasses.replace(wave_cfg.model, branches=("stats",)))
+                ),
+                training=False,
+            )
+        )
+    )
+    assert sorted(x) == [MEL, MFCC]
+
+
+def test_records_without_waveform_are_refused_for_the_waveform_branch(
+    sample_records, wave_cfg, tmp_path
+):
+    from deepwave_tf import fit, protocol
+
+    cfg = wave_cfg.replace(prep=dataclasses.replace(wave_cfg.prep, store_waveform=False))
+    want = (
+        r"hold no waveform, but model.branches=\['waveform', 'stats'\].*prep.store_waveform = true"
+    )
+    with pytest.raises(ManifestError, match=want):
+        data.make_dataset(sample_records, "train", cfg, training=True)
+    with pytest.raises(ManifestError, match=want):
+        next(protocol.read_split(sample_records, "val", cfg))
+    with pytest.raises(ManifestError, match=want):
+        fit.run(cfg, sample_records, tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run" / "config.json").exists()  # refused before writing anything

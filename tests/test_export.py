@@ -526,3 +526,98 @@ def test_load_run_config_layers_export_settings(tmp_path, tiny_cfg):
     assert cfg.model == tiny_cfg.model  # the trained model's sections do not change
     with pytest.raises(ConfigError, match=r"'export\.aggregat' given with --set"):
         export.load_run_config(tmp_path, ["export.aggregat=mean"])
+
+
+# --------------------------------------------------------------------------- #
+# A model with the waveform branch (sincnet.py)
+# --------------------------------------------------------------------------- #
+FRESH_WAVEFORM = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+
+m = tf.saved_model.load(sys.argv[1])
+wav = np.load(sys.argv[2])
+out = m.signatures["serving_default"](waveform=tf.constant(wav))
+win = m.signatures["windows"](waveform=tf.constant(wav))
+loaded = sorted({k.split(".")[0] for k in sys.modules} & {"keras", "tensorflow_io", "deepwave_tf"})
+print(json.dumps({
+    "fake": out["fake"].numpy().tolist(), "real": out["real"].numpy().tolist(),
+    "windows_fake": win["fake"].numpy().tolist(),
+    "feature_inputs": sorted(m.signatures["features"].structured_input_signature[1]),
+    "modules": loaded,
+}))
+"""
+
+
+def test_waveform_branch_export_matches_keras_in_a_bare_tensorflow_process(
+    tmp_path_factory, waveform_records, wave_cfg
+):
+    """serving is unchanged (raw waveform in); each window's samples reach the branch."""
+    import keras
+    import tensorflow as tf
+
+    from deepwave_tf import export, features, serving
+    from deepwave_tf import model as model_lib
+
+    base = tmp_path_factory.mktemp("wave_run")
+    run_dir = make_tiny_run(base / "run", wave_cfg, waveform_records, logit_scale=5.0)
+    out_dir = export.run(run_dir, verbose=False)
+    metadata = json.loads((out_dir / "assets" / "deepwave.json").read_text())
+    n = wave_cfg.features.num_samples
+    assert f"waveform [batch, {n}]" in metadata["signatures"]["features"]
+
+    # Two clips of 1.5 windows (two windows each), different content.
+    rng = np.random.default_rng(7)
+    wav = (0.1 * rng.standard_normal((2, 3 * n // 2))).astype(np.float32)
+    t = np.arange(wav.shape[1]) / wave_cfg.features.sample_rate_hz
+    wav[1] += (0.3 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32)
+    np.save(base / "wav.npy", wav)
+
+    blocked = base / "blocked"
+    for name in ("keras", "tensorflow_io", "deepwave_tf"):
+        (blocked / name).mkdir(parents=True)
+        (blocked / name / "__init__.py").write_text(f"raise ImportError('{name} is blocked')\n")
+    env = {**os.environ, "PYTHONPATH": str(blocked), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH_WAVEFORM, str(out_dir), str(base / "wav.npy")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=base,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["modules"] == []
+    assert got["feature_inputs"] == ["mel", "mfcc", "waveform"]
+
+    # The Keras model on the same windows: features and samples of each window.
+    model = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    logits_model = model_lib.logits_model(model)
+    temps = np.asarray(metadata["temperatures"])
+    for b in range(2):
+        cut = serving.windows(wav[b], wave_cfg.features, wave_cfg.export.window_hop_seconds)
+        assert cut.shape == (2, n)
+        feats = features.compute_features(tf.constant(cut), wave_cfg.features)
+        x = {"mfcc": feats["mfcc"], "mel": feats["mel"][..., None], "waveform": tf.constant(cut)}
+        probs = calibration.apply_temperature(np.asarray(logits_model(x, training=False)), temps)
+        np.testing.assert_allclose(got["windows_fake"][b], probs[:, 0], atol=1e-5)
+        np.testing.assert_allclose(got["fake"][b], probs[:, 0].max(), atol=1e-5)
+        np.testing.assert_allclose(got["real"][b], probs[:, 1].max(), atol=1e-5)
+    # The `features` endpoint takes the samples too, and they matter: the same mfcc and mel
+    # with another waveform give other logits, and the endpoint follows the Keras model on
+    # that mismatched input (compared in logits: an untrained tiny model may saturate).
+    sig = tf.saved_model.load(str(out_dir)).signatures["features"]
+    feats = features.compute_features(tf.constant(wav[:1, :n]), wave_cfg.features)
+
+    def keras_logits(samples):
+        x = {"mfcc": feats["mfcc"], "mel": feats["mel"][..., None], "waveform": samples}
+        return np.asarray(logits_model(x, training=False))[0]
+
+    own, other = keras_logits(tf.constant(wav[:1, :n])), keras_logits(tf.constant(wav[1:, :n]))
+    assert np.abs(own - other).max() > 1e-3
+    out = sig(mfcc=feats["mfcc"], mel=feats["mel"], waveform=tf.constant(wav[1:, :n]))
+    expected = calibration.apply_temperature(other[None], temps)[0]
+    np.testing.assert_allclose(float(out["fake"][0]), expected[0], atol=1e-5)
+    np.testing.assert_allclose(float(out["real"][0]), expected[1], atol=1e-5)

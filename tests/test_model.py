@@ -11,7 +11,7 @@ import pytest
 from deepwave_tf import data, fit
 from deepwave_tf import model as model_lib
 from deepwave_tf.config import CONFIG_DIR, load_config
-from deepwave_tf.features import LABEL_KEYS, MEL, MFCC
+from deepwave_tf.features import LABEL_KEYS, MEL, MFCC, WAVEFORM
 
 # text*.toml configure deepwave_tf.text (tests/test_text_model.py).
 CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.toml") if not p.stem.startswith("text"))
@@ -46,7 +46,10 @@ def test_every_config_builds_with_the_contract_names_and_shapes(name, sample_rec
     f = cfg.features
     model = model_lib.build_model(cfg, data.load_stats(sample_records))
     assert model.name == cfg.model.name
-    assert set(model.input) == {MFCC, MEL}
+    assert set(model.input) == {MFCC, MEL} | ({WAVEFORM} if cfg.model.uses_waveform else set())
+    if cfg.model.uses_waveform:  # configs/waveform*.toml
+        assert tuple(model.input[WAVEFORM].shape) == (None, f.num_samples)
+        assert model.get_layer("sinc_conv").filters == cfg.model.waveform_filters
     assert tuple(model.input[MFCC].shape) == (None, *f.mfcc_shape)
     assert tuple(model.input[MEL].shape) == (None, *f.mel_shape, 1)
     assert set(model.output) == set(LABEL_KEYS)
@@ -81,8 +84,10 @@ def test_tiny_trains_a_step_on_sample_records(sample_records):
 
 @pytest.mark.slow  # 10-25 s each on 2 cores; benchmarks/bench_train.py trains every config too
 @pytest.mark.parametrize("name", [c for c in CONFIGS if c != "tiny"])
-def test_config_trains_a_step_on_sample_records(name, sample_records):
-    train_one_step(name, sample_records)
+def test_config_trains_a_step_on_sample_records(name, request):
+    # The waveform configs read the samples: records prepped with the waveform stored.
+    wave = load_config(CONFIG_DIR / f"{name}.toml").model.uses_waveform
+    train_one_step(name, request.getfixturevalue("waveform_records" if wave else "sample_records"))
 
 
 @pytest.mark.parametrize("head", ["multilabel", "softmax"])
