@@ -1,5 +1,8 @@
 """tf.data input pipeline: sharded TFRecords -> `({"mfcc", "mel"}, {"fake", "real"})` batches.
 
+(The feature dict holds the config's front-end tensors, `features.feature_keys`;
+mfcc and mel by default.)
+
 Order of operations (each step says why it sits where it does):
 1. shard files from the manifest, after checking its feature hash against the
    config (records made with other features are refused, naming the fields);
@@ -33,7 +36,7 @@ import tensorflow as tf
 
 from deepwave_tf import augment, records
 from deepwave_tf.config import Config
-from deepwave_tf.features import LABEL_KEYS, MEL, MFCC
+from deepwave_tf.features import LABEL_KEYS, MFCC, model_inputs
 from deepwave_tf.records import ManifestError
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -205,11 +208,10 @@ def _plain_graph(fn):
 
 
 def _to_model_io(parsed: dict[str, tf.Tensor], *, check_labels: bool, channel: bool = True):
-    """Parsed batch -> (features, float32 targets); mel gets its channel axis
-    (unless `channel=False`: the time-major mel going to the augmentation)."""
-    feats = {MEL: parsed[MEL][..., None] if channel else parsed[MEL]}
-    if MFCC in parsed:
-        feats[MFCC] = parsed[MFCC]
+    """Parsed batch -> (features, float32 targets); band-major tensors get their channel
+    axis (unless `channel=False`: the time-major mel going to the augmentation)."""
+    stored = {k: v for k, v in parsed.items() if k not in (records.ID, *LABEL_KEYS)}
+    feats = model_inputs(stored) if channel else stored
     labels = {}
     for key in LABEL_KEYS:
         y = parsed[key]

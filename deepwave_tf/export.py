@@ -27,7 +27,9 @@ TensorFlow / TF Serving load it without keras, tensorflow-io or this package):
   starts and ends in the clip (seconds), so a long recording shows *where* it
   scores as fake.
 - `features(mfcc: [batch, frames, n_mfcc], mel: [batch, n_mels, frames])` ->
-  the same outputs, for callers who computed the features themselves.
+  the same outputs, for callers who computed the features themselves (one
+  argument per stored front-end tensor, `features.feature_keys`, named and
+  shaped as `features.compute_features` returns it).
 - `metadata()` -> `{"json": string}`: the content of `assets/deepwave.json`
   (resolved config, feature config and hash, label names, temperatures,
   calibration metrics, versions).
@@ -206,16 +208,17 @@ def build_archive(logits_model, cfg: Config, temperatures: np.ndarray, metadata_
     import tensorflow as tf
 
     from deepwave_tf import features
-    from deepwave_tf.features import LABEL_KEYS, MEL, MFCC, WAVEFORM
+    from deepwave_tf.features import LABEL_KEYS, WAVEFORM
 
     fcfg = cfg.features
+    keys = fcfg.feature_keys
     hop = features.hop_samples(cfg.export.window_hop_seconds, fcfg)
     temps = tf.constant(np.asarray(temperatures, np.float32))
     asset = tf.saved_model.Asset(str(metadata_path))
 
-    def stacked_probabilities(mfcc, mel):
+    def stacked_probabilities(feats):
         # The model takes mel with a channel axis; users and prep use [n_mels, frames].
-        logits = logits_model({MFCC: mfcc, MEL: mel[..., None]}, training=False)
+        logits = logits_model(features.model_inputs(feats), training=False)
         return tf.sigmoid(logits / temps)  # [batch, 2], columns = LABEL_KEYS
 
     def window_probabilities(windows):
@@ -234,8 +237,7 @@ def build_archive(logits_model, cfg: Config, temperatures: np.ndarray, metadata_
         flat = tf.pad(flat, [[0, chunks * per_chunk - n], [0, 0]])
 
         def score(chunk):
-            feats = features.compute_features(chunk, fcfg)
-            return stacked_probabilities(feats[MFCC], feats[MEL])
+            return stacked_probabilities(features.compute_features(chunk, fcfg))
 
         probs = tf.map_fn(
             score,
@@ -286,9 +288,19 @@ def build_archive(logits_model, cfg: Config, temperatures: np.ndarray, metadata_
         out["end_s"] = tf.tile(end_s[None], tf.concat([batch, [1]], 0))
         return out
 
-    def serve_features(mfcc, mel):
-        probs = stacked_probabilities(mfcc, mel)
+    def features_endpoint(*stored):
+        probs = stacked_probabilities(dict(zip(keys, stored)))
         return {key: probs[:, i] for i, key in enumerate(LABEL_KEYS)}
+
+    # One named argument per stored tensor (a signature's inputs are named by its specs).
+    if len(keys) == 2:
+
+        def serve_features(first, second):
+            return features_endpoint(first, second)
+    else:
+
+        def serve_features(first):
+            return features_endpoint(first)
 
     def metadata():
         return {"json": tf.io.read_file(asset.asset_path)}
@@ -301,10 +313,7 @@ def build_archive(logits_model, cfg: Config, temperatures: np.ndarray, metadata_
     archive.add_endpoint(
         "features",
         serve_features,
-        [
-            tf.TensorSpec([None, *fcfg.mfcc_shape], tf.float32, name=MFCC),
-            tf.TensorSpec([None, *fcfg.mel_shape], tf.float32, name=MEL),
-        ],
+        [tf.TensorSpec([None, *fcfg.feature_shape(k)], tf.float32, name=k) for k in keys],
     )
     # ExportArchive only saves what hangs off its root object; attaching the
     # Asset there makes tf.saved_model copy the file into assets/ and list it
@@ -321,8 +330,8 @@ def parity_inputs(records_dir: Path | None, cfg: Config) -> tuple[list, list]:
     """Clips for the reload check.
 
     Returns:
-        `(feature_clips, waveform_clips)`: lists of `(name, {"mfcc", "mel"})`
-        (stored features, unbatched) and `(name, [samples] float32)`.
+        `(feature_clips, waveform_clips)`: lists of `(name, {key: array})`
+        (stored features `cfg.features.feature_keys`, unbatched) and `(name, [samples] float32)`.
     """
     from deepwave_tf import audio, records
 
@@ -348,7 +357,7 @@ def parity_inputs(records_dir: Path | None, cfg: Config) -> tuple[list, list]:
             )
             for ex in ds.take(PARITY_RECORDS).map(parse):
                 name = f"{split} record {ex['id'].numpy().decode()}"
-                feature_clips.append((name, {"mfcc": ex["mfcc"].numpy(), "mel": ex["mel"].numpy()}))
+                feature_clips.append((name, {k: ex[k].numpy() for k in fcfg.feature_keys}))
                 if with_waveform:
                     waveform_clips.append((name + " (stored waveform)", ex["waveform"].numpy()))
         source = Path(manifest.get("source", {}).get("data_dir", "") or "/nonexistent")
@@ -405,17 +414,14 @@ def check_parity(
     import tensorflow as tf
 
     from deepwave_tf import features, serving
-    from deepwave_tf.features import LABEL_KEYS, MEL, MFCC
+    from deepwave_tf.features import LABEL_KEYS
 
     loaded = tf.saved_model.load(str(export_dir))
     atol = cfg.export.parity_atol
     infer = inference_fn(logits_model)
 
     def reference(feats) -> np.ndarray:
-        x = {
-            MFCC: tf.convert_to_tensor(feats[MFCC]),
-            MEL: tf.convert_to_tensor(feats[MEL])[..., None],
-        }
+        x = features.model_inputs({k: tf.convert_to_tensor(v) for k, v in feats.items()})
         return calibration.apply_temperature(np.asarray(infer(x)), temperatures)
 
     def stacked(out) -> np.ndarray:
@@ -424,9 +430,7 @@ def check_parity(
     rows = []
     for name, feats in feature_clips:
         got = stacked(
-            loaded.signatures["features"](
-                mfcc=tf.constant(feats[MFCC][None]), mel=tf.constant(feats[MEL][None])
-            )
+            loaded.signatures["features"](**{k: tf.constant(v[None]) for k, v in feats.items()})
         )
         want = reference({k: v[None] for k, v in feats.items()})
         rows.append(("features", name, got[0], want[0]))
