@@ -60,10 +60,10 @@ def _hash(obj) -> str:
 
 
 def prep_key(cfg) -> str:
-    """What the records depend on: features, prep, vocode and wavaug sections."""
-    return _hash(
-        {k: dataclasses.asdict(getattr(cfg, k)) for k in ("features", "prep", "vocode", "wavaug")}
-    )
+    """What the records depend on: features (the fields its hash covers, so records of the
+    default front-end keep their key), prep, vocode and wavaug sections."""
+    key = {k: dataclasses.asdict(getattr(cfg, k)) for k in ("prep", "vocode", "wavaug")}
+    return _hash({"features": cfg.features.hashed_fields(), **key})
 
 
 def ensure_records(cfg, data_dir: Path, out: Path, splits, **prep_overrides) -> Path:
@@ -267,27 +267,39 @@ def main(argv=None) -> int:
     )
 
     # Shared evaluation records (features only: the same for every config of one front-end).
-    first = next(iter(configs.values()))
-    fkey = _hash(dataclasses.asdict(first.features))
-    extra: dict = {}
     modern_ok = (args.modern / "labels.csv").is_file()
-    if modern_ok:
-        extra["modern"] = ensure_records(
-            first,
-            modern_data_dir(args.modern, work),
-            work / "records" / f"modern-{fkey}",
-            ["train"],
-            val_fraction=0.0,
-            holdout=(),
-            val_holdout=(),
-        )
-    else:
+    if not modern_ok:
         print(f"# no modern-generator set at {args.modern} (scripts/build_modern_val.py): skipped")
-    if not args.no_full:
-        extra["devtest"] = ensure_records(
-            first, args.data, work / "records" / f"devtest-{fkey}", ["test"]
-        )
-        extra["labels"] = devtest_labels(args.data)
+    extras: dict[str, dict] = {}
+
+    def extra_for(cfg) -> dict:
+        fkey = _hash(cfg.features.hashed_fields())
+        if fkey in extras:
+            return extras[fkey]
+        extra: dict = {}
+        if modern_ok:
+            extra["modern"] = ensure_records(
+                cfg,
+                modern_data_dir(args.modern, work),
+                work / "records" / f"modern-{fkey}",
+                ["train"],
+                val_fraction=0.0,
+                holdout=(),
+                val_holdout=(),
+            )
+        if not args.no_full:
+            extra["devtest"] = ensure_records(
+                cfg, args.data, work / "records" / f"devtest-{fkey}", ["test"]
+            )
+            extra["labels"] = devtest_labels(args.data)
+        extras[fkey] = extra
+        return extra
+
+    # The baseline reads the log-mel and MFCC: from the first config that stores them.
+    baseline_name = next(
+        (n for n, c in configs.items() if c.features.feature_keys == ("mfcc", "mel")),
+        next(iter(configs)),
+    )
 
     results: dict = {name: {} for name in configs}
     base: dict = {}
@@ -306,7 +318,8 @@ def main(argv=None) -> int:
             dropped = [v for v in cfg.vocode.vocoders if v in held]
             if dropped:
                 dropped_note[(name, fold)] = dropped
-            if not args.no_baseline and fold not in base:
+            extra = extra_for(cfg)
+            if not args.no_baseline and fold not in base and name == baseline_name:
                 base[fold] = baseline(cfg, fold, rec, extra, work)
             if args.baseline_only:
                 continue

@@ -205,8 +205,11 @@ def test_noise_is_top_db_limited_and_gain_shifts_db():
 # --------------------------------------------------------------------------- #
 # Other front-ends: log-linear, LFCC (+ deltas), phase
 # --------------------------------------------------------------------------- #
-LFCC_ATOL = 2e-3  # measured max ~1.5e-4 on the sample clips (deltas included)
-PHASE_ATOL = 2e-3  # measured max ~5e-4 (float32 STFT vs float64 numpy)
+# Measured maxima on 3 sample clips: linear 1.4e-3 dB (single bins near the 80 dB floor, where
+# float32 STFT rounding shows; the mel's bands average it away), LFCC with deltas 8e-4, phase 3e-6.
+LINEAR_DB_ATOL = 5e-3
+LFCC_ATOL = 2e-3
+PHASE_ATOL = 2e-3
 
 
 def _power_stft(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
@@ -248,7 +251,7 @@ def test_log_linear_matches_librosa(sample_dir, linear_bins):
         ref = _db(power, cfg)
         assert ours["linear"][i].shape == ref.shape == cfg.feature_shape("linear")
         assert ref.shape[0] == (linear_bins or cfg.n_fft // 2 + 1)
-        np.testing.assert_allclose(ours["linear"][i].numpy(), ref, rtol=0, atol=MEL_DB_ATOL)
+        np.testing.assert_allclose(ours["linear"][i].numpy(), ref, rtol=0, atol=LINEAR_DB_ATOL)
 
 
 @pytest.mark.parametrize("deltas", [0, 2])

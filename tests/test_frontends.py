@@ -147,3 +147,21 @@ def test_prep_fit_export_round_trip(name, sample_slice, tmp_path):
     want = 1.0 / (1.0 + np.exp(-logits / np.asarray(meta["temperatures"])))
     np.testing.assert_allclose(got["fake"], want[:, 0], atol=1e-5)
     np.testing.assert_allclose(got["real"], want[:, 1], atol=1e-5)
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("frontend_*.toml")), ids=lambda p: p.stem)
+def test_shipped_front_end_configs_build(path):
+    """Each configs/frontend_*.toml is the default model reading its front-end."""
+    from deepwave_tf import model as model_lib
+
+    cfg = load_config(path)
+    default = load_config(CONFIG_DIR / "default.toml")
+    assert not cfg.augment.enabled and not cfg.augment.val_mixing
+    changed = {
+        k for k, v in cfg.model.__dict__.items() if k != "name" and v != getattr(default.model, k)
+    }
+    assert not changed, f"{path.name} changes the model: {changed}"
+    model = model_lib.build_model(cfg)
+    f = cfg.features
+    assert {k: tuple(v.shape[1:]) for k, v in model.input.items()} == model_lib.input_shapes(f)
+    assert set(model.input) == set(f.feature_keys)
