@@ -66,9 +66,24 @@ def prep_key(cfg) -> str:
     return _hash({"features": cfg.features.hashed_fields(), **key})
 
 
-def ensure_records(cfg, data_dir: Path, out: Path, splits, **prep_overrides) -> Path:
-    """prep into `out` unless a complete prep of the same plan is there (`resume`)."""
+def _prep_in_child(cfg, data_dir: Path, out: Path, splits) -> tuple[int, str, int]:
+    """`prep.run` in a spawned child process: (exit code, summary, clips left out)."""
     from deepwave_tf import prep
+
+    result = prep.run(cfg, data_dir, out, resume=True, progress=False, splits=splits)
+    return result.exit_code, prep.summary(result), len(result.errors)
+
+
+def ensure_records(cfg, data_dir: Path, out: Path, splits, **prep_overrides) -> Path:
+    """prep into `out` unless a complete prep of the same plan is there (`resume`).
+
+    Prep runs in a child process: in this long-lived one, after a fit, TensorFlow's
+    graph optimiser copies the whole accumulated function library each time prep's
+    feature function is instantiated (seen stuck for 10+ min on the second front-end's
+    prep of a run with several front-ends); a fresh process costs one TF import.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     cfg = cfg.replace(prep=dataclasses.replace(cfg.prep, **prep_overrides))
     if (out / "manifest.json").is_file():
@@ -79,11 +94,15 @@ def ensure_records(cfg, data_dir: Path, out: Path, splits, **prep_overrides) -> 
         ):
             return out
     log(f"prep {out.name} ({', '.join(splits)}; {prep_overrides or 'no holdout'})")
-    result = prep.run(cfg, data_dir, out, resume=True, progress=False, splits=splits)
-    if result.exit_code:
-        raise SystemExit(f"prep of {out} failed: {prep.summary(result)}")
-    if result.errors:
-        log(f"  {len(result.errors)} clip(s) left out (see {out / 'errors.csv'})")
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        exit_code, summary, errors = pool.submit(
+            _prep_in_child, cfg, data_dir, out, list(splits)
+        ).result()
+    if exit_code:
+        raise SystemExit(f"prep of {out} failed: {summary}")
+    if errors:
+        log(f"  {errors} clip(s) left out (see {out / 'errors.csv'})")
     return out
 
 
