@@ -20,7 +20,11 @@ Beside the folds:
   fake score the EER/AUC on the modern-generator set (`--modern`, built by
   `scripts/build_modern_val.py`; skipped with a note when absent);
 - the baseline every config must beat: a logistic regression on per-band mean/std of
-  the same log-mel and MFCC (`protocol.fit_stats_baseline`), per fold and full.
+  the same log-mel and MFCC (`protocol.fit_stats_baseline`), per fold and full, from the
+  first config that stores them (if none does, of the first config's front-end tensors).
+
+Configs of different front-ends (`[features] sequence / image`) each get their own
+records, fold and evaluation sets alike; prep runs in a child process.
 
 Every trained run keeps `result.json` in its run dir under `--work`; a rerun skips
 finished runs, so an interrupted benchmark resumes. The last line printed is JSON:
