@@ -62,6 +62,7 @@ test-slow: $(STAMP) browser
 bench: $(STAMP)
 	$(PY) benchmarks/bench_prep.py
 	$(PY) benchmarks/bench_prep_beam.py
+	$(PY) benchmarks/bench_frontends.py
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_infer.py
 	$(PY) benchmarks/bench_tune.py

@@ -20,7 +20,11 @@ Beside the folds:
   fake score the EER/AUC on the modern-generator set (`--modern`, built by
   `scripts/build_modern_val.py`; skipped with a note when absent);
 - the baseline every config must beat: a logistic regression on per-band mean/std of
-  the same log-mel and MFCC (`protocol.fit_stats_baseline`), per fold and full.
+  the same log-mel and MFCC (`protocol.fit_stats_baseline`), per fold and full, from the
+  first config that stores them (if none does, of the first config's front-end tensors).
+
+Configs of different front-ends (`[features] sequence / image`) each get their own
+records, fold and evaluation sets alike; prep runs in a child process.
 
 Every trained run keeps `result.json` in its run dir under `--work`; a rerun skips
 finished runs, so an interrupted benchmark resumes. The last line printed is JSON:
@@ -60,15 +64,30 @@ def _hash(obj) -> str:
 
 
 def prep_key(cfg) -> str:
-    """What the records depend on: features, prep, vocode and wavaug sections."""
-    return _hash(
-        {k: dataclasses.asdict(getattr(cfg, k)) for k in ("features", "prep", "vocode", "wavaug")}
-    )
+    """What the records depend on: features (the fields its hash covers, so records of the
+    default front-end keep their key), prep, vocode and wavaug sections."""
+    key = {k: dataclasses.asdict(getattr(cfg, k)) for k in ("prep", "vocode", "wavaug")}
+    return _hash({"features": cfg.features.hashed_fields(), **key})
+
+
+def _prep_in_child(cfg, data_dir: Path, out: Path, splits) -> tuple[int, str, int]:
+    """`prep.run` in a spawned child process: (exit code, summary, clips left out)."""
+    from deepwave_tf import prep
+
+    result = prep.run(cfg, data_dir, out, resume=True, progress=False, splits=splits)
+    return result.exit_code, prep.summary(result), len(result.errors)
 
 
 def ensure_records(cfg, data_dir: Path, out: Path, splits, **prep_overrides) -> Path:
-    """prep into `out` unless a complete prep of the same plan is there (`resume`)."""
-    from deepwave_tf import prep
+    """prep into `out` unless a complete prep of the same plan is there (`resume`).
+
+    Prep runs in a child process: in this long-lived one, after a fit, TensorFlow's
+    graph optimiser copies the whole accumulated function library each time prep's
+    feature function is instantiated (seen stuck for 10+ min on the second front-end's
+    prep of a run with several front-ends); a fresh process costs one TF import.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     cfg = cfg.replace(prep=dataclasses.replace(cfg.prep, **prep_overrides))
     if (out / "manifest.json").is_file():
@@ -79,11 +98,15 @@ def ensure_records(cfg, data_dir: Path, out: Path, splits, **prep_overrides) -> 
         ):
             return out
     log(f"prep {out.name} ({', '.join(splits)}; {prep_overrides or 'no holdout'})")
-    result = prep.run(cfg, data_dir, out, resume=True, progress=False, splits=splits)
-    if result.exit_code:
-        raise SystemExit(f"prep of {out} failed: {prep.summary(result)}")
-    if result.errors:
-        log(f"  {len(result.errors)} clip(s) left out (see {out / 'errors.csv'})")
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        exit_code, summary, errors = pool.submit(
+            _prep_in_child, cfg, data_dir, out, list(splits)
+        ).result()
+    if exit_code:
+        raise SystemExit(f"prep of {out} failed: {summary}")
+    if errors:
+        log(f"  {errors} clip(s) left out (see {out / 'errors.csv'})")
     return out
 
 
@@ -269,30 +292,42 @@ def main(argv=None) -> int:
     )
 
     # Shared evaluation records (features only: the same for every config of one front-end).
-    first = next(iter(configs.values()))
-    # A waveform-branch config (configs/waveform.toml) reads the samples: store them then.
-    wave = any(c.model.uses_waveform for c in configs.values())
-    fkey = _hash(dataclasses.asdict(first.features)) + ("-wave" if wave else "")
-    extra: dict = {}
     modern_ok = (args.modern / "labels.csv").is_file()
-    if modern_ok:
-        extra["modern"] = ensure_records(
-            first,
-            modern_data_dir(args.modern, work),
-            work / "records" / f"modern-{fkey}",
-            ["train"],
-            val_fraction=0.0,
-            holdout=(),
-            val_holdout=(),
-            store_waveform=wave,
-        )
-    else:
+    if not modern_ok:
         print(f"# no modern-generator set at {args.modern} (scripts/build_modern_val.py): skipped")
-    if not args.no_full:
-        extra["devtest"] = ensure_records(
-            first, args.data, work / "records" / f"devtest-{fkey}", ["test"], store_waveform=wave
-        )
-        extra["labels"] = devtest_labels(args.data)
+    extras: dict[str, dict] = {}
+
+    def extra_for(cfg) -> dict:
+        # A waveform-branch config (configs/waveform.toml) reads the samples: store them then.
+        wave = cfg.model.uses_waveform
+        fkey = _hash(cfg.features.hashed_fields()) + ("-wave" if wave else "")
+        if fkey in extras:
+            return extras[fkey]
+        extra: dict = {}
+        if modern_ok:
+            extra["modern"] = ensure_records(
+                cfg,
+                modern_data_dir(args.modern, work),
+                work / "records" / f"modern-{fkey}",
+                ["train"],
+                val_fraction=0.0,
+                holdout=(),
+                val_holdout=(),
+                store_waveform=wave,
+            )
+        if not args.no_full:
+            extra["devtest"] = ensure_records(
+                cfg, args.data, work / "records" / f"devtest-{fkey}", ["test"], store_waveform=wave
+            )
+            extra["labels"] = devtest_labels(args.data)
+        extras[fkey] = extra
+        return extra
+
+    # The baseline reads the log-mel and MFCC: from the first config that stores them.
+    baseline_name = next(
+        (n for n, c in configs.items() if c.features.feature_keys == ("mfcc", "mel")),
+        next(iter(configs)),
+    )
 
     results: dict = {name: {} for name in configs}
     base: dict = {}
@@ -311,7 +346,8 @@ def main(argv=None) -> int:
             dropped = [v for v in cfg.vocode.vocoders if v in held]
             if dropped:
                 dropped_note[(name, fold)] = dropped
-            if not args.no_baseline and fold not in base:
+            extra = extra_for(cfg)
+            if not args.no_baseline and fold not in base and name == baseline_name:
                 base[fold] = baseline(cfg, fold, rec, extra, work)
             if args.baseline_only:
                 continue

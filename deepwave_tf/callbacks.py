@@ -85,8 +85,12 @@ class ValidationScore(keras.callbacks.Callback):
 class SpectrogramImages(keras.callbacks.Callback):
     """Writes a few validation (and augmented train) log-mel spectrograms to TensorBoard once."""
 
-    def __init__(self, log_dir: Path, datasets: dict[str, tf.data.Dataset], count: int):
+    def __init__(
+        self, log_dir: Path, datasets: dict[str, tf.data.Dataset], count: int, key: str = MEL
+    ):
+        """`key`: the front-end drawn (`features.image`); time-major ones are drawn transposed."""
         super().__init__()
+        self.key = key
         self.log_dir = Path(log_dir)
         self.datasets = datasets
         self.count = count
@@ -98,7 +102,9 @@ class SpectrogramImages(keras.callbacks.Callback):
         with writer.as_default():
             for name, ds in self.datasets.items():
                 x, y = next(iter(ds.take(1)))
-                mel = x[MEL][: self.count]  # [n, n_mels, frames, 1] dB
+                mel = x[self.key][: self.count]  # [n, n_mels, frames, 1] dB (by default)
+                if len(mel.shape) == 3:  # time-major [n, frames, coefficients]
+                    mel = tf.transpose(mel, [0, 2, 1])[..., None]
                 lo = tf.reduce_min(mel, axis=[1, 2, 3], keepdims=True)
                 hi = tf.reduce_max(mel, axis=[1, 2, 3], keepdims=True)
                 # Scaled to [0, 1] per image; low bands at the bottom.
@@ -108,6 +114,10 @@ class SpectrogramImages(keras.callbacks.Callback):
                     for i in range(int(mel.shape[0]))
                 )
                 tf.summary.image(
-                    f"{name}_log_mel", img, step=0, max_outputs=self.count, description=tags
+                    f"{name}_log_mel" if self.key == MEL else f"{name}_{self.key}",
+                    img,
+                    step=0,
+                    max_outputs=self.count,
+                    description=tags,
                 )
         writer.close()

@@ -31,6 +31,13 @@ class ConfigError(ValueError):
     """A configuration file or override that cannot be used."""
 
 
+# The front-ends `features.py` computes, by name. The names are the contract: feature
+# dict keys = TFRecord keys = keras.Input names = serving signature names
+# (`features.MFCC`, `features.MEL`, ... are these strings).
+FRONT_ENDS = ("mfcc", "mel", "linear", "lfcc", "phase")
+DELTA_WIDTH_FRAMES = 9  # LFCC deltas: librosa.feature.delta's default window
+
+
 # --------------------------------------------------------------------------- #
 # Stage configs
 # --------------------------------------------------------------------------- #
@@ -56,10 +63,41 @@ class FeatureConfig:
     n_mfcc: int = 40
     top_db: float = 80.0
     amin: float = 1e-10
+    # Which front-end each model branch reads (README, "Front-ends"): `sequence` feeds the
+    # BiLSTM branch, `image` the 2-D CNN; prep stores exactly these tensors (one if equal).
+    sequence: str = "mfcc"  # any of FRONT_ENDS
+    image: str = "mel"  # any of FRONT_ENDS
+    linear_bins: int = 0  # "linear": 0 = every STFT bin (n_fft // 2 + 1); N = N equal bands
+    n_lfcc_filters: int = 128  # "lfcc": linear triangular filters over [fmin_hz, fmax_hz]
+    n_lfcc: int = 40  # "lfcc": DCT coefficients kept
+    lfcc_deltas: int = 0  # "lfcc": 0 = none, 1 = + delta, 2 = + delta and delta-delta
+    phase_bands: int = 32  # "phase": equal-width bands over [fmin_hz, fmax_hz], 4 rows each
 
     def __post_init__(self):
         _check_choice("features.crop", self.crop, ("start", "center"))
         _check_choice("features.pad", self.pad, ("end", "center"))
+        _check_choice("features.sequence", self.sequence, FRONT_ENDS)
+        _check_choice("features.image", self.image, FRONT_ENDS)
+        _check_choice("features.lfcc_deltas", self.lfcc_deltas, (0, 1, 2))
+        if self.n_lfcc < 1 or self.n_lfcc > self.n_lfcc_filters:
+            raise ConfigError("features.n_lfcc must be in [1, features.n_lfcc_filters]")
+        # Equal-width bands each need one STFT bin at least: no narrower than a bin.
+        # Checked only for the front-ends this config computes, so older configs stay valid.
+        bin_hz = self.sample_rate_hz / self.n_fft
+        most = int((self.fmax_hz - self.fmin_hz) / bin_hz)
+        for key, name, least in (("linear", "linear_bins", 0), ("phase", "phase_bands", 1)):
+            value = getattr(self, name)
+            if value < least or (key in self.feature_keys and value > most):
+                raise ConfigError(
+                    f"features.{name}={value}: bands over [fmin_hz, fmax_hz] must be at least "
+                    f"one STFT bin ({bin_hz:g} Hz) wide: from {least} to {most}"
+                    + (" (0 = every bin)" if least == 0 else "")
+                )
+        if self.lfcc_deltas and self.num_frames < DELTA_WIDTH_FRAMES:
+            raise ConfigError(
+                f"features.lfcc_deltas needs at least {DELTA_WIDTH_FRAMES} frames per clip "
+                f"(features give {self.num_frames})"
+            )
         if self.fmax_hz > self.sample_rate_hz / 2:
             raise ConfigError(
                 f"features.fmax_hz={self.fmax_hz} is above Nyquist ({self.sample_rate_hz / 2})"
@@ -91,9 +129,77 @@ class FeatureConfig:
     def mel_shape(self) -> tuple[int, int]:
         return (self.n_mels, self.num_frames)
 
+    @property
+    def num_linear_bins(self) -> int:
+        """Bands of the "linear" spectrogram."""
+        return self.linear_bins or self.num_fft_bins
+
+    @property
+    def lfcc_dims(self) -> int:
+        """LFCC values per frame: `n_lfcc` coefficients, then their deltas."""
+        return self.n_lfcc * (1 + self.lfcc_deltas)
+
+    @property
+    def feature_keys(self) -> tuple[str, ...]:
+        """The tensors prep stores and the model reads: (sequence, image), once each."""
+        return tuple(dict.fromkeys((self.sequence, self.image)))
+
+    def feature_shape(self, key: str) -> tuple[int, int]:
+        """Stored shape of front-end `key`, unbatched, as `features.compute_features` returns it.
+
+        Time-major `[frames, dims]` for mfcc and lfcc, band-major `[bands, frames]` for
+        mel, linear and phase (`time_major`).
+        """
+        dims = {
+            "mfcc": self.n_mfcc,
+            "mel": self.n_mels,
+            "linear": self.num_linear_bins,
+            "lfcc": self.lfcc_dims,
+            "phase": 4 * self.phase_bands,
+        }
+        if key not in dims:
+            raise ConfigError(f"unknown front-end {key!r}: one of {FRONT_ENDS}")
+        return (
+            (self.num_frames, dims[key]) if self.time_major(key) else (dims[key], self.num_frames)
+        )
+
+    @staticmethod
+    def time_major(key: str) -> bool:
+        """True for the cepstra (`[frames, coefficients]`), False for the spectrogram-like ones."""
+        return key in ("mfcc", "lfcc")
+
+    def hashed_fields(self) -> dict[str, Any]:
+        """The fields the hash covers, as the manifest records them.
+
+        Fields added after the first records were written (`_LATER_FIELDS`) count only
+        when they differ from their default, so the default front-end keeps the hash
+        (and manifest) it always had and older records and exports stay valid.
+        """
+        out = _to_plain(dataclasses.asdict(self))
+        for name, default in _LATER_FIELDS.items():
+            if out[name] == default:
+                del out[name]
+        return out
+
     def hash(self) -> str:
-        """Stable short hash of every field: records and models carry it."""
-        return config_hash(self)
+        """Stable short hash of every field (see `hashed_fields`): records and models carry it."""
+        data = json.dumps(self.hashed_fields(), sort_keys=True)
+        return hashlib.sha256(data.encode()).hexdigest()[:16]
+
+
+# FeatureConfig fields newer than the first records, with their defaults (`hashed_fields`).
+_LATER_FIELDS = {
+    name: getattr(FeatureConfig, name)
+    for name in (
+        "sequence",
+        "image",
+        "linear_bins",
+        "n_lfcc_filters",
+        "n_lfcc",
+        "lfcc_deltas",
+        "phase_bands",
+    )
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -462,6 +568,18 @@ class Config(SectionedConfig):
                     "noise in the power-mel domain only (augment.py), so the waveform input "
                     "would not match the mixed targets: set augment.enabled = false and "
                     "augment.val_mixing = false"
+                )
+        # The augmentation mixes in the power-mel domain and recomputes log-mel and MFCC
+        # from the mix (augment.py); no other front-end can be rebuilt from a stored mel.
+        keys = self.features.feature_keys
+        if keys != ("mfcc", "mel"):
+            on = [k for k in ("enabled", "val_mixing") if getattr(self.augment, k)]
+            if on:
+                raise ConfigError(
+                    f"augment.{' and augment.'.join(on)} (mixing in the power-mel domain) needs "
+                    f"features.sequence='mfcc' and features.image='mel'; this config reads "
+                    f"sequence={self.features.sequence!r}, image={self.features.image!r}: "
+                    "set augment.enabled=false and augment.val_mixing=false"
                 )
 
 

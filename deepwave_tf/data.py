@@ -4,6 +4,8 @@ A model with the waveform branch (`model.branches` has "waveform") also gets
 `"waveform"` `[B, num_samples]`, read from records prepped with
 `prep.store_waveform = true` (others are refused, saying so). The config refuses
 such a model with the augmentation on (`Config`): the mixing works on power-mel.
+(The feature dict holds the config's front-end tensors, `features.feature_keys`;
+mfcc and mel by default.)
 
 Order of operations (each step says why it sits where it does):
 1. shard files from the manifest, after checking its feature hash against the
@@ -38,7 +40,7 @@ import tensorflow as tf
 
 from deepwave_tf import augment, records
 from deepwave_tf.config import Config
-from deepwave_tf.features import LABEL_KEYS, MEL, MFCC, WAVEFORM
+from deepwave_tf.features import LABEL_KEYS, MFCC, model_inputs
 from deepwave_tf.records import ManifestError
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -230,13 +232,10 @@ def _plain_graph(fn):
 
 
 def _to_model_io(parsed: dict[str, tf.Tensor], *, check_labels: bool, channel: bool = True):
-    """Parsed batch -> (features, float32 targets); mel gets its channel axis
-    (unless `channel=False`: the time-major mel going to the augmentation)."""
-    feats = {MEL: parsed[MEL][..., None] if channel else parsed[MEL]}
-    if MFCC in parsed:
-        feats[MFCC] = parsed[MFCC]
-    if WAVEFORM in parsed:
-        feats[WAVEFORM] = parsed[WAVEFORM]
+    """Parsed batch -> (features, float32 targets); band-major tensors get their channel
+    axis (unless `channel=False`: the time-major mel going to the augmentation)."""
+    stored = {k: v for k, v in parsed.items() if k not in (records.ID, *LABEL_KEYS)}
+    feats = model_inputs(stored) if channel else stored
     labels = {}
     for key in LABEL_KEYS:
         y = parsed[key]

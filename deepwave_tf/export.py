@@ -27,11 +27,12 @@ TensorFlow / TF Serving load it without keras, tensorflow-io or this package):
   starts and ends in the clip (seconds), so a long recording shows *where* it
   scores as fake.
 - `features(mfcc: [batch, frames, n_mfcc], mel: [batch, n_mels, frames])` ->
-  the same outputs, for callers who computed the features themselves. A model
-  with the waveform branch (`model.branches` has "waveform") takes the window's
-  samples too: `features(mfcc, mel, waveform: [batch, num_samples])`; its
-  `serving_default` and `windows` are unchanged (each window's samples go to
-  the branch beside the window's features).
+  the same outputs, for callers who computed the features themselves (one
+  argument per stored front-end tensor, `features.feature_keys`, named and
+  shaped as `features.compute_features` returns it). A model with the waveform
+  branch (`model.branches` has "waveform") takes the window's samples too,
+  `waveform: [batch, num_samples]`; its `serving_default` and `windows` are
+  unchanged (each window's samples go to the branch beside the window's features).
 - `metadata()` -> `{"json": string}`: the content of `assets/deepwave.json`
   (resolved config, feature config and hash, label names, calibration method
   and parameters per output and why they were kept, calibration metrics,
@@ -256,21 +257,24 @@ def build_archive(
     import tensorflow as tf
 
     from deepwave_tf import features
-    from deepwave_tf.features import LABEL_KEYS, MEL, MFCC, WAVEFORM
+    from deepwave_tf.features import LABEL_KEYS, WAVEFORM
 
     fcfg = cfg.features
+    keys = fcfg.feature_keys
     hop = features.hop_samples(cfg.export.window_hop_seconds, fcfg)
     scale = tf.constant(np.asarray(affine[0], np.float32))
     bias = tf.constant(np.asarray(affine[1], np.float32))
     asset = tf.saved_model.Asset(str(metadata_path))
     wave = cfg.model.uses_waveform
 
-    def stacked_probabilities(mfcc, mel, waveform=None):
-        # The model takes mel with a channel axis; users and prep use [n_mels, frames].
-        x = {MFCC: mfcc, MEL: mel[..., None]}
-        if wave:
-            x[WAVEFORM] = waveform  # [batch, num_samples]: the window's samples
-        logits = logits_model(x, training=False)
+    # The features endpoint's arguments: the stored tensors, then the samples for the
+    # waveform branch.
+    endpoint_keys = (*keys, WAVEFORM) if wave else tuple(keys)
+
+    def stacked_probabilities(feats):
+        # Band-major tensors get the model's channel axis (users and prep use
+        # [bands, frames]); the waveform passes as it is.
+        logits = logits_model(features.model_inputs(feats), training=False)
         return tf.sigmoid(logits * scale + bias)  # [batch, 2], columns = LABEL_KEYS
 
     def window_probabilities(windows):
@@ -290,7 +294,7 @@ def build_archive(
 
         def score(chunk):  # [per_chunk, num_samples] windows
             feats = features.compute_features(chunk, fcfg)
-            return stacked_probabilities(feats[MFCC], feats[MEL], chunk)
+            return stacked_probabilities({**feats, WAVEFORM: chunk} if wave else feats)
 
         probs = tf.map_fn(
             score,
@@ -341,9 +345,23 @@ def build_archive(
         out["end_s"] = tf.tile(end_s[None], tf.concat([batch, [1]], 0))
         return out
 
-    def serve_features(mfcc, mel, waveform=None):
-        probs = stacked_probabilities(mfcc, mel, waveform)
+    def features_endpoint(*stored):
+        probs = stacked_probabilities(dict(zip(endpoint_keys, stored)))
         return {key: probs[:, i] for i, key in enumerate(LABEL_KEYS)}
+
+    # One named argument per stored tensor (a signature's inputs are named by its specs).
+    if len(endpoint_keys) == 3:
+
+        def serve_features(first, second, third):
+            return features_endpoint(first, second, third)
+    elif len(endpoint_keys) == 2:
+
+        def serve_features(first, second):
+            return features_endpoint(first, second)
+    else:
+
+        def serve_features(first):
+            return features_endpoint(first)
 
     def metadata():
         return {"json": tf.io.read_file(asset.asset_path)}
@@ -354,8 +372,7 @@ def build_archive(
     archive.add_endpoint("serving_default", serve_waveform, waveform_spec)
     archive.add_endpoint("windows", serve_windows, waveform_spec)
     feature_specs = [
-        tf.TensorSpec([None, *fcfg.mfcc_shape], tf.float32, name=MFCC),
-        tf.TensorSpec([None, *fcfg.mel_shape], tf.float32, name=MEL),
+        tf.TensorSpec([None, *fcfg.feature_shape(k)], tf.float32, name=k) for k in keys
     ]
     if wave:
         feature_specs.append(tf.TensorSpec([None, fcfg.num_samples], tf.float32, name=WAVEFORM))
@@ -375,12 +392,13 @@ def parity_inputs(records_dir: Path | None, cfg: Config) -> tuple[list, list]:
     """Clips for the reload check.
 
     Returns:
-        `(feature_clips, waveform_clips)`: lists of `(name, {"mfcc", "mel"})`
-        (stored features, unbatched; with the record's `"waveform"` for a model with
-        the waveform branch, whose records without one give no feature clips) and
-        `(name, [samples] float32)`.
+        `(feature_clips, waveform_clips)`: lists of `(name, {key: array})`
+        (stored features `cfg.features.feature_keys`, unbatched; with the record's
+        `"waveform"` for a model with the waveform branch, whose records without one
+        give no feature clips) and `(name, [samples] float32)`.
     """
     from deepwave_tf import audio, records
+    from deepwave_tf.features import WAVEFORM
 
     fcfg = cfg.features
     sr = fcfg.sample_rate_hz
@@ -404,9 +422,9 @@ def parity_inputs(records_dir: Path | None, cfg: Config) -> tuple[list, list]:
             )
             for ex in ds.take(PARITY_RECORDS).map(parse):
                 name = f"{split} record {ex['id'].numpy().decode()}"
-                feats = {"mfcc": ex["mfcc"].numpy(), "mel": ex["mel"].numpy()}
+                feats = {k: ex[k].numpy() for k in fcfg.feature_keys}
                 if cfg.model.uses_waveform and with_waveform:
-                    feats["waveform"] = ex["waveform"].numpy()
+                    feats[WAVEFORM] = ex[WAVEFORM].numpy()
                 if with_waveform or not cfg.model.uses_waveform:
                     feature_clips.append((name, feats))
                 if with_waveform:
@@ -465,7 +483,7 @@ def check_parity(
     import tensorflow as tf
 
     from deepwave_tf import features, serving
-    from deepwave_tf.features import LABEL_KEYS, MEL, MFCC, WAVEFORM
+    from deepwave_tf.features import LABEL_KEYS, WAVEFORM
 
     loaded = tf.saved_model.load(str(export_dir))
     atol = cfg.export.parity_atol
@@ -473,12 +491,7 @@ def check_parity(
     wave = cfg.model.uses_waveform
 
     def reference(feats) -> np.ndarray:
-        x = {
-            MFCC: tf.convert_to_tensor(feats[MFCC]),
-            MEL: tf.convert_to_tensor(feats[MEL])[..., None],
-        }
-        if wave:
-            x[WAVEFORM] = tf.convert_to_tensor(feats[WAVEFORM])
+        x = features.model_inputs({k: tf.convert_to_tensor(v) for k, v in feats.items()})
         return calibration.apply_affine(np.asarray(infer(x)), *affine)
 
     def stacked(out) -> np.ndarray:

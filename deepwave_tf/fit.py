@@ -138,15 +138,14 @@ def _build_training_state(model: keras.Model, cfg: Config) -> None:
     """
     import tensorflow as tf
 
-    from deepwave_tf.features import LABEL_KEYS, MEL, MFCC, WAVEFORM
+    from deepwave_tf.features import LABEL_KEYS, WAVEFORM
+    from deepwave_tf.model import input_shapes
 
-    f = cfg.features
     inputs = {
-        MFCC: tf.TensorSpec([None, *f.mfcc_shape]),
-        MEL: tf.TensorSpec([None, *f.mel_shape, 1]),
+        key: tf.TensorSpec([None, *shape]) for key, shape in input_shapes(cfg.features).items()
     }
     if cfg.model.uses_waveform:
-        inputs[WAVEFORM] = tf.TensorSpec([None, f.num_samples])
+        inputs[WAVEFORM] = tf.TensorSpec([None, cfg.features.num_samples])
     spec = (inputs, {key: tf.TensorSpec([None]) for key in LABEL_KEYS})
     build = getattr(model, "_symbolic_build", None)
     if build is not None:
@@ -214,7 +213,7 @@ def make_callbacks(
         keras.callbacks.TensorBoard(
             log_dir=str(run_dir / "tb"), write_graph=False, profile_batch=0
         ),
-        SpectrogramImages(run_dir / "tb", images, cfg.train.tensorboard_images),
+        SpectrogramImages(run_dir / "tb", images, cfg.train.tensorboard_images, cfg.features.image),
     ]
 
 

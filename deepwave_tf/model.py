@@ -1,10 +1,16 @@
 """The two-input CNN + BiLSTM, built from its config only.
 
-Inputs (names are the contract shared with records, tf.data and serving):
+Inputs (names are the contract shared with records, tf.data and serving), by default:
 - `mfcc` `[frames, n_mfcc]`: normalised per coefficient, then a Bidirectional LSTM;
 - `mel` `[n_mels, frames, 1]` (log-mel dB): normalised per band, then Conv2D blocks;
 - `waveform` `[num_samples]` (only with `"waveform"` in `model.branches`): the clip's
   samples, through SincNet band-passes and a 1-D CNN (`sincnet.py`).
+The front-ends are `features.sequence` (what the BiLSTM branch, `branches` "mfcc",
+reads) and `features.image` (what the CNN branch, "mel", reads): any of mfcc,
+mel, linear, lfcc, phase. Each stored tensor is one input named by its key,
+shaped as stored (`input_shapes`: band-major ones with a channel axis); a branch
+that wants the other layout gets a Permute (the BiLSTM reads `[frames, bands]`,
+the CNN `[bands, frames, 1]`); the "stats" branch reads every stored tensor.
 
 Both branches are concatenated into a small dense head. Whatever the head, the
 layer named `logits` gives two binary logits `[batch, 2]` = (fake, real) with
@@ -26,8 +32,8 @@ import numpy as np
 from keras import layers, ops
 
 from deepwave_tf import sincnet
-from deepwave_tf.config import Config
-from deepwave_tf.features import LABEL_KEYS, MEL, MFCC, WAVEFORM
+from deepwave_tf.config import Config, FeatureConfig
+from deepwave_tf.features import LABEL_KEYS, WAVEFORM
 
 LOGITS = "logits"
 
@@ -106,37 +112,57 @@ def _global_pool(x, how: str, rank: int, name: str):
     )
 
 
+def input_shapes(f: FeatureConfig) -> dict[str, tuple[int, ...]]:
+    """`{key: shape}` of the model's inputs, unbatched: the stored shape, plus a channel
+    axis for the band-major tensors (`features.model_inputs` adds it to stored features)."""
+    return {
+        key: f.feature_shape(key) if f.time_major(key) else (*f.feature_shape(key), 1)
+        for key in f.feature_keys
+    }
+
+
 def build_model(cfg: Config, stats: Mapping[str, Any] | None = None) -> keras.Model:
     """Build the functional model from `cfg.model` and `cfg.features`.
 
     Args:
-        cfg: full config (the input shapes come from `cfg.features`).
+        cfg: full config (the inputs and their shapes come from `cfg.features`).
         stats: per-feature normalisation statistics from the records manifest,
-            `{"mfcc": {"mean": [n_mfcc], "std": [n_mfcc]}, "mel": {"mean": [n_mels], ...}}`.
+            `{"mfcc": {"mean": [n_mfcc], "std": [n_mfcc]}, "mel": {"mean": [n_mels], ...}}`
+            (one entry per stored front-end tensor).
 
     Returns:
         An uncompiled `keras.Model` named `cfg.model.name`.
     """
     m, f = cfg.model, cfg.features
-    mfcc_in = keras.Input(shape=f.mfcc_shape, name=MFCC)
-    mel_in = keras.Input(shape=(*f.mel_shape, 1), name=MEL)
-    inputs = {MFCC: mfcc_in, MEL: mel_in}
+    inputs = {key: keras.Input(shape=shape, name=key) for key, shape in input_shapes(f).items()}
 
     vectors = []
-    mfcc_norm = _normalization(stats, MFCC, f.n_mfcc, axis=-1, name="mfcc_norm")(mfcc_in)
-    mel_norm = _normalization(stats, MEL, f.n_mels, axis=1, name="mel_norm")(mel_in)
+    normed = {}
+    for key in f.feature_keys:
+        shape = f.feature_shape(key)
+        normed[key] = _normalization(
+            stats,
+            key,
+            shape[1] if f.time_major(key) else shape[0],
+            axis=-1 if f.time_major(key) else 1,
+            name=f"{key}_norm",
+        )(inputs[key])
+    time_major: dict[str, Any] = {}  # one time-major view per input, shared by the branches
+
+    def as_time_major(key):
+        if key not in time_major:
+            time_major[key] = _time_major(normed[key], key, f)
+        return time_major[key]
+
     if "mfcc" in m.branches:
-        vectors.append(_mfcc_branch(mfcc_norm, m))
+        vectors.append(_mfcc_branch(as_time_major(f.sequence), m))
     if "mel" in m.branches:
-        vectors.append(_mel_branch(mel_norm, m))
+        vectors.append(_mel_branch(_band_major(normed[f.image], f.image, f), m))
     if "stats" in m.branches:
-        # stats branch: per-band mean/std over time of both normalised inputs.
-        mel_t = layers.Permute((2, 1), name="mel_time_major")(
-            layers.Reshape(f.mel_shape, name="mel_squeeze")(mel_norm)
-        )
-        s = layers.Concatenate(name="band_stats")(
-            [BandStatistics(name="mel_stats")(mel_t), BandStatistics(name="mfcc_stats")(mfcc_norm)]
-        )
+        # stats branch: per-band mean/std over time of every normalised input (image first).
+        order = tuple(dict.fromkeys((f.image, f.sequence)))
+        per_key = [BandStatistics(name=f"{key}_stats")(as_time_major(key)) for key in order]
+        s = layers.Concatenate(name="band_stats")(per_key) if len(per_key) > 1 else per_key[0]
         vectors.append(layers.Dense(m.stats_units, activation=m.activation, name="stats_dense")(s))
     if m.uses_waveform:
         # waveform branch: SincNet band-passes on the raw samples -> residual 1-D CNN.
@@ -155,6 +181,25 @@ def build_model(cfg: Config, stats: Mapping[str, Any] | None = None) -> keras.Mo
         for i, key in enumerate(LABEL_KEYS)
     }
     return keras.Model(inputs, outputs, name=m.name)
+
+
+def _time_major(x, key: str, f: FeatureConfig):
+    """A normalised input as `[batch, frames, bands]` (band-major ones lose their channel)."""
+    if f.time_major(key):
+        return x
+    return layers.Permute((2, 1), name=f"{key}_time_major")(
+        layers.Reshape(f.feature_shape(key), name=f"{key}_squeeze")(x)
+    )
+
+
+def _band_major(x, key: str, f: FeatureConfig):
+    """A normalised input as `[batch, bands, frames, 1]` (the CNN's image)."""
+    if not f.time_major(key):
+        return x
+    frames, bands = f.feature_shape(key)
+    return layers.Reshape((bands, frames, 1), name=f"{key}_image")(
+        layers.Permute((2, 1), name=f"{key}_band_major")(x)
+    )
 
 
 def _mfcc_branch(x, m):
@@ -198,5 +243,5 @@ def _mel_branch(y, m):
 
 
 def logits_model(model: keras.Model) -> keras.Model:
-    """The same network up to the `logits` layer: `{"mfcc", "mel"[, "waveform"]}` -> `[batch, 2]`."""
+    """The same network up to the `logits` layer: `{key: input}` -> `[batch, 2]`."""
     return keras.Model(model.inputs, model.get_layer(LOGITS).output, name=f"{model.name}_logits")

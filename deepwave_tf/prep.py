@@ -667,7 +667,7 @@ def encode_example(
 ) -> tuple[bytes, str]:
     """`(serialised tf.train.Example, generator)` of one decoded clip and its features.
 
-    `feats` holds one clip's `mfcc [frames, n_mfcc]` and `mel [n_mels, frames]`;
+    `feats` holds one clip's front-end tensors (`features.feature_keys`, as stored);
     the generator joins the csv's `generator` with the transform's tag.
     """
     from deepwave_tf import records
@@ -688,18 +688,21 @@ def generator_family(generator: str) -> str:
 
 
 class _Stats:
-    """Running float64 sums per MFCC coefficient and per mel band over all frames."""
+    """Running float64 sums per band (coefficient) of every stored front-end tensor over all frames."""
 
     def __init__(self, cfg: FeatureConfig):
+        self.cfg = cfg
         self.frames = 0
-        self.sums = {k: np.zeros(n) for k, n in (("mfcc", cfg.n_mfcc), ("mel", cfg.n_mels))}
+        self.sums = {k: np.zeros(_band_count(cfg, k)) for k in cfg.feature_keys}
         self.sumsq = {k: np.zeros_like(v) for k, v in self.sums.items()}
 
-    def add(self, mfcc: np.ndarray, mel: np.ndarray) -> None:
-        """`mfcc [B, frames, n_mfcc]`, `mel [B, n_mels, frames]`."""
-        self.frames += mfcc.shape[0] * mfcc.shape[1]
-        for key, x, axes in (("mfcc", mfcc, (0, 1)), ("mel", mel, (0, 2))):
-            x = x.astype(np.float64)
+    def add(self, feats: dict[str, np.ndarray]) -> None:
+        """`feats[key]` batched as `compute_features` returns it: `[B, frames, n]` or `[B, n, frames]`."""
+        first = self.cfg.feature_keys[0]
+        self.frames += feats[first].shape[0] * self.cfg.num_frames
+        for key in self.sums:
+            x = feats[key].astype(np.float64)
+            axes = (0, 1) if self.cfg.time_major(key) else (0, 2)
             self.sums[key] += x.sum(axis=axes)
             self.sumsq[key] += np.square(x).sum(axis=axes)
 
@@ -719,13 +722,19 @@ class _Stats:
         }
 
 
+def _band_count(cfg: FeatureConfig, key: str) -> int:
+    """Size of the non-time axis of front-end `key` (what the statistics are per)."""
+    shape = cfg.feature_shape(key)
+    return shape[1] if cfg.time_major(key) else shape[0]
+
+
 def combine_stats(parts: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]] | None:
     """Mean/std per coefficient from per-shard sums (combined in shard order: same result on resume)."""
     frames = sum(p["frames"] for p in parts)
     if frames == 0:
         return None
     out = {}
-    for key in ("mfcc", "mel"):
+    for key in parts[0]["sum"]:
         total = np.sum([p["sum"][key] for p in parts], axis=0)
         total_sq = np.sum([p["sumsq"][key] for p in parts], axis=0)
         mean = total / frames
@@ -1104,7 +1113,7 @@ def finish(
     _write_errors(out_dir / ERRORS_CSV, errors)
     manifest = {
         "name": name,
-        "feature_config": dataclasses.asdict(cfg.features),
+        "feature_config": cfg.features.hashed_fields(),
         "feature_hash": cfg.features.hash(),
         "mel_layout": records.MEL_LAYOUT,
         "compression": cfg.prep.compression,
@@ -1219,23 +1228,23 @@ def _write_shards(
             writer = _ShardWriter(out_dir, name, task.split, task.shard, plan_hash, cfg)
         return writer
 
-    def write_batch(clips, mfcc: np.ndarray, mel: np.ndarray):
+    def write_batch(clips, batch: dict[str, np.ndarray]):
         for t, (decoded, tag) in clips:
             w = writer_for(t)
             if isinstance(decoded, str):
                 w.errors.append((t.row.id, t.row.path, decoded))
                 continue
             slot = t.position % batch_size
-            feats = {features.MFCC: mfcc[slot], features.MEL: mel[slot]}
+            feats = {key: value[slot] for key, value in batch.items()}
             if w.stats is not None:
-                w.stats.add(feats[features.MFCC][None], feats[features.MEL][None])
+                w.stats.add({key: value[None] for key, value in feats.items()})
             example, generator = encode_example(t.row, decoded, tag, feats, cfg)
             w.write(example, t.row, generator)
 
     try:
         for batch_id, out in dataset:
             clips = batches.pop(int(batch_id))
-            write_batch(clips, out[features.MFCC].numpy(), out[features.MEL].numpy())
+            write_batch(clips, {key: value.numpy() for key, value in out.items()})
         if failure:
             raise failure[0]
         if writer is not None:

@@ -72,7 +72,7 @@ STATS_TAG = "stats"
 # Statistics: count/sum/sumsq per band, combined across workers
 # --------------------------------------------------------------------------- #
 class StatsCombineFn(beam.CombineFn):
-    """Float64 frame count, sum and sum of squares per MFCC coefficient and mel band.
+    """Float64 frame count, sum and sum of squares per band of every stored front-end tensor.
 
     The accumulator is prep's own `_Stats` (the same float64 sums prep keeps per
     shard); `extract_output` is its `to_json()`, which `prep.combine_stats` turns
@@ -87,9 +87,8 @@ class StatsCombineFn(beam.CombineFn):
     def create_accumulator(self) -> prep._Stats:
         return prep._Stats(self.cfg)
 
-    def add_input(self, acc: prep._Stats, clip: tuple[np.ndarray, np.ndarray]) -> prep._Stats:
-        mfcc, mel = clip  # [frames, n_mfcc], [n_mels, frames]
-        acc.add(mfcc[None], mel[None])
+    def add_input(self, acc: prep._Stats, clip: dict[str, np.ndarray]) -> prep._Stats:
+        acc.add({key: value[None] for key, value in clip.items()})  # one clip's tensors
         return acc
 
     def merge_accumulators(self, accumulators) -> prep._Stats:
@@ -137,7 +136,6 @@ class _FeaturizeBatch(beam.DoFn):
         self.featurize = tf.function(
             lambda w: features.compute_features(w, fcfg), input_signature=[spec], autograph=False
         )
-        self.mfcc_key, self.mel_key = features.MFCC, features.MEL
 
     def process(self, line: str):
         batch = json.loads(line)
@@ -156,18 +154,18 @@ class _FeaturizeBatch(beam.DoFn):
                 buffer[t.position % size] = clip
             decoded.append((clip, tag))
         out = self.featurize(buffer)
-        mfcc, mel = out[self.mfcc_key].numpy(), out[self.mel_key].numpy()
+        out = {key: value.numpy() for key, value in out.items()}  # features.feature_keys
         for t, (clip, tag) in zip(tasks, decoded):
             shard = self.names[t.split][t.shard]
             if isinstance(clip, str):  # the reason it could not be decoded
                 yield shard, (t.position, t.row, None, "", clip)
                 continue
             slot = t.position % size
-            feats = {self.mfcc_key: mfcc[slot], self.mel_key: mel[slot]}
+            feats = {key: value[slot] for key, value in out.items()}
             example, generator = prep.encode_example(t.row, clip, tag, feats, cfg)
             yield shard, (t.position, t.row, example, generator, "")
             if t.split == "train":
-                yield beam.pvalue.TaggedOutput(STATS_TAG, (mfcc[slot], mel[slot]))
+                yield beam.pvalue.TaggedOutput(STATS_TAG, feats)
 
 
 class _WriteShard(beam.DoFn):

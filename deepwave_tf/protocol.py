@@ -36,16 +36,17 @@ FOLDS: dict[str, tuple[str, ...]] = {
 def read_split(records_dir: str | Path, split: str, cfg, batch_size: int = 64):
     """Yield `(ids, generators, features, targets)` batches of a split in shard order.
 
-    `features` is `{"mfcc": [B, frames, n_mfcc], "mel": [B, n_mels, frames, 1]}`
-    (as the model takes them; plus `"waveform": [B, num_samples]` when
-    `cfg.model` has the waveform branch), `targets` `[B, 2]` int (fake, real; -1 unknown).
+    `features` is e.g. `{"mfcc": [B, frames, n_mfcc], "mel": [B, n_mels, frames, 1]}`
+    (as the model takes them: every stored front-end tensor, `features.model_inputs`;
+    plus `"waveform": [B, num_samples]` when `cfg.model` has the waveform branch),
+    `targets` `[B, 2]` int (fake, real; -1 unknown).
     Shards are read one after another (no interleave), so the order is that of
     `records.read_ids_and_generators`.
     """
     import tensorflow as tf
 
     from deepwave_tf import data, records
-    from deepwave_tf.features import LABEL_KEYS, MEL, MFCC, WAVEFORM
+    from deepwave_tf.features import LABEL_KEYS, WAVEFORM, model_inputs
 
     manifest = records.read_manifest(records_dir)
     records.check_manifest(manifest, cfg.features, where=records_dir)
@@ -64,7 +65,7 @@ def read_split(records_dir: str | Path, split: str, cfg, batch_size: int = 64):
         parsed = parse(serialized)
         gens = tf.io.parse_example(serialized, spec)[records.GENERATOR].numpy()
         ids = [i.decode() for i in parsed[records.ID].numpy()]
-        feats = {MFCC: parsed[MFCC].numpy(), MEL: parsed[MEL].numpy()[..., None]}
+        feats = model_inputs({k: parsed[k].numpy() for k in cfg.features.feature_keys})
         if wave:
             feats[WAVEFORM] = parsed[WAVEFORM].numpy()
         targets = np.stack([parsed[k].numpy() for k in LABEL_KEYS], axis=-1)
@@ -117,15 +118,42 @@ def band_statistics(mfcc: np.ndarray, mel: np.ndarray) -> np.ndarray:
     )
 
 
+def feature_statistics(feats: dict[str, np.ndarray], f) -> np.ndarray:
+    """Per-band mean and std over time of each stored tensor, `features.image` first.
+
+    Args:
+        feats: `read_split` features (model inputs; band-major ones with a channel axis).
+        f: the FeatureConfig.
+
+    Returns:
+        `[B, sum of 2 * bands]` float64: per key, its means then its stds.
+    """
+    parts = []
+    for key in dict.fromkeys((f.image, f.sequence)):
+        x = np.asarray(feats[key], np.float64)
+        if not f.time_major(key):
+            x = np.swapaxes(x[..., 0], 1, 2)  # [B, frames, bands]
+        parts += [x.mean(axis=1), x.std(axis=1)]
+    return np.concatenate(parts, axis=1)
+
+
 def split_statistics(records_dir: str | Path, split: str, cfg) -> dict[str, Any]:
-    """`band_statistics` of every record of a split, with ids, generators and targets."""
+    """`band_statistics` of every record of a split, with ids, generators and targets.
+
+    For the default front-end that of the log-mel and the MFCC; otherwise
+    `feature_statistics` of the stored tensors (image first, as the model's stats branch).
+    """
     from deepwave_tf.features import MEL, MFCC
 
+    f = cfg.features
     ids, gens, xs, ys = [], [], [], []
     for i, g, feats, targets in read_split(records_dir, split, cfg):
         ids += i
         gens += g
-        xs.append(band_statistics(feats[MFCC], feats[MEL]))
+        if f.feature_keys == (MFCC, MEL):
+            xs.append(band_statistics(feats[MFCC], feats[MEL]))
+        else:
+            xs.append(feature_statistics(feats, f))
         ys.append(targets)
     return {"ids": ids, "generators": gens, "x": np.concatenate(xs), "targets": np.concatenate(ys)}
 

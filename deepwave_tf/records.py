@@ -2,16 +2,19 @@
 
 A record holds:
 - `id` (bytes), `fake`, `real` (int64 0/1 targets; -1 = unknown, for test clips),
-- `mfcc` `[num_frames, n_mfcc]` and `mel` float32 as raw little-endian bytes
-  (`tf.io.decode_raw`: read speed matters more than disk),
+- the config's front-end tensors, `FeatureConfig.feature_keys` (by default `mfcc`
+  `[num_frames, n_mfcc]` and `mel`; also `linear`, `lfcc`, `phase`: see
+  features.py), float32 as raw little-endian bytes (`tf.io.decode_raw`: read
+  speed matters more than disk),
 - optionally `waveform` `[num_samples]` float32 raw bytes.
 
-The mel is stored time-major, `[num_frames, n_mels]` (`MEL_LAYOUT`, also in the
-manifest): the training augmentation works time-major, and reading it that way
-saves it a transpose per batch. Parsers hand it back band-major,
-`[n_mels, num_frames]` like everywhere else in deepwave_tf, unless asked for
-`time_major_mel`. Records from before this layout (manifest without
-`mel_layout`) hold it band-major and still parse: `mel_layout(manifest)`.
+The band-major tensors (mel, linear, phase) are stored time-major, e.g. mel as
+`[num_frames, n_mels]` (`MEL_LAYOUT`, also in the manifest): the training
+augmentation works time-major, and reading it that way saves it a transpose
+per batch. Parsers hand them back band-major, `[n_mels, num_frames]` like
+everywhere else in deepwave_tf, unless asked for `time_major_mel`. Records
+from before this layout (manifest without `mel_layout`) hold the mel band-major
+and still parse: `mel_layout(manifest)`.
 
 Shard names follow tensorflow/datasets: `NAME-SPLIT.tfrecord-00000-of-00008`.
 `manifest.json` sits beside the shards with the feature config and its hash;
@@ -28,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from deepwave_tf.config import FeatureConfig
-from deepwave_tf.features import LABEL_KEYS, MEL, MFCC, WAVEFORM
+from deepwave_tf.config import _LATER_FIELDS, FeatureConfig
+from deepwave_tf.features import FEATURE_KEYS, LABEL_KEYS, MEL, WAVEFORM
 
 ID = "id"
 UNKNOWN_LABEL = -1
@@ -81,19 +84,20 @@ def serialize_example(
     `wavaug:A+B` for an augmented view. Training never reads it; the unseen-generator
     benchmark and per-generator reports do (`read_ids_and_generators`).
 
-    `features[MEL]` is band-major `[n_mels, frames]`; it is written in
-    `MEL_LAYOUT` (time-major).
+    `features` holds the front-end tensors by key, as `features.compute_features`
+    returns them (`features[MEL]` band-major `[n_mels, frames]`); the band-major
+    ones are written in `MEL_LAYOUT` (time-major).
     """
     import tensorflow as tf
 
-    mel = np.asarray(features[MEL], "<f4")
-    feature = {
-        ID: _bytes(example_id.encode()),
-        MFCC: _bytes(np.asarray(features[MFCC], "<f4").tobytes()),
-        MEL: _bytes(np.ascontiguousarray(mel.T).tobytes()),
-        LABEL_KEYS[0]: _int64(fake),
-        LABEL_KEYS[1]: _int64(real),
-    }
+    feature = {ID: _bytes(example_id.encode())}
+    for key, value in features.items():
+        value = np.asarray(value, "<f4")
+        if not FeatureConfig.time_major(key):
+            value = np.ascontiguousarray(value.T)
+        feature[key] = _bytes(value.tobytes())
+    feature[LABEL_KEYS[0]] = _int64(fake)
+    feature[LABEL_KEYS[1]] = _int64(real)
     if waveform is not None:
         feature[WAVEFORM] = _bytes(np.asarray(waveform, "<f4").tobytes())
     if generator:
@@ -104,16 +108,14 @@ def serialize_example(
 # --------------------------------------------------------------------------- #
 # Parsing
 # --------------------------------------------------------------------------- #
-def feature_spec(with_waveform: bool = False) -> dict[str, Any]:
+def feature_spec(with_waveform: bool = False, keys: Sequence[str] = FEATURE_KEYS) -> dict[str, Any]:
+    """The parse spec of a record holding the front-end tensors `keys` (default mfcc, mel)."""
     import tensorflow as tf
 
-    spec = {
-        ID: tf.io.FixedLenFeature([], tf.string),
-        MFCC: tf.io.FixedLenFeature([], tf.string),
-        MEL: tf.io.FixedLenFeature([], tf.string),
-        LABEL_KEYS[0]: tf.io.FixedLenFeature([], tf.int64),
-        LABEL_KEYS[1]: tf.io.FixedLenFeature([], tf.int64),
-    }
+    spec = {ID: tf.io.FixedLenFeature([], tf.string)}
+    spec.update({key: tf.io.FixedLenFeature([], tf.string) for key in keys})
+    spec[LABEL_KEYS[0]] = tf.io.FixedLenFeature([], tf.int64)
+    spec[LABEL_KEYS[1]] = tf.io.FixedLenFeature([], tf.int64)
     if with_waveform:
         spec[WAVEFORM] = tf.io.FixedLenFeature([], tf.string)
     return spec
@@ -166,26 +168,37 @@ def make_parser(
     (`tf.io.parse_example`), which is much faster inside tf.data. `skip` names
     keys not to parse (e.g. `("id", "mfcc")` when augmentation recomputes the
     MFCC anyway): less copying per record. `stored_layout` is how the records
-    hold the mel (`mel_layout(manifest)`).
+    hold the band-major tensors (`mel_layout(manifest)`).
 
-    Returns dict keys: id (string), mfcc `[..., frames, n_mfcc]`, mel
-    `[..., n_mels, frames]` (`[..., frames, n_mels]` with `time_major_mel`),
+    Returns dict keys: id (string), each of `cfg.feature_keys` at
+    `cfg.feature_shape(key)` (by default mfcc `[..., frames, n_mfcc]`, mel
+    `[..., n_mels, frames]`; mel `[..., frames, n_mels]` with `time_major_mel`),
     fake, real (int64), and waveform `[..., samples]` when requested; minus `skip`.
     """
     import tensorflow as tf
 
-    unknown = set(skip) - {ID, MFCC, WAVEFORM}
+    keys = cfg.feature_keys
+    unknown = set(skip) - {ID, WAVEFORM, *keys}
     if unknown:
-        raise ValueError(f"cannot skip {sorted(unknown)}: only id, mfcc or waveform")
+        raise ValueError(
+            f"cannot skip {sorted(unknown)}: only id, waveform or one of {', '.join(keys)}"
+        )
     if stored_layout not in MEL_LAYOUTS:
         raise ValueError(f"stored_layout must be one of {MEL_LAYOUTS}, not {stored_layout!r}")
-    spec = {k: v for k, v in feature_spec(with_waveform).items() if k not in skip}
-    n_mels, frames = cfg.mel_shape
+    spec = {k: v for k, v in feature_spec(with_waveform, keys).items() if k not in skip}
     stored_time_major = stored_layout == "time"
-    shapes = {
-        MFCC: list(cfg.mfcc_shape),
-        MEL: [frames, n_mels] if stored_time_major else [n_mels, frames],
-    }
+    # Band-major tensors lie time-major on disk in the "time" layout; they come out
+    # band-major, except the mel with `time_major_mel`.
+    shapes, transposed = {}, set()
+    for key in keys:
+        shape = list(cfg.feature_shape(key))
+        if not cfg.time_major(key):
+            want_time_major = key == MEL and time_major_mel
+            if stored_time_major:
+                shape = shape[::-1]
+            if stored_time_major != want_time_major:
+                transposed.add(key)
+        shapes[key] = shape
     if with_waveform:
         shapes[WAVEFORM] = [cfg.num_samples]
     shapes = {k: v for k, v in shapes.items() if k in spec}
@@ -200,9 +213,9 @@ def make_parser(
             flat = tf.io.decode_raw(parsed[key], tf.float32, little_endian=True)
             lead = [-1] if batched else []
             out[key] = tf.reshape(flat, lead + shape)
-        if MEL in out and stored_time_major != time_major_mel:
-            rank = len(out[MEL].shape)
-            out[MEL] = tf.transpose(out[MEL], list(range(rank - 2)) + [rank - 1, rank - 2])
+            if key in transposed:
+                rank = len(out[key].shape)
+                out[key] = tf.transpose(out[key], list(range(rank - 2)) + [rank - 1, rank - 2])
         return out
 
     return parse
@@ -241,9 +254,10 @@ def check_manifest(manifest: Mapping[str, Any], cfg: FeatureConfig, where: str =
     Raises:
         ManifestError: hash mismatch, with every differing field and both values.
     """
-    stored = manifest.get("feature_config", {})
     if manifest.get("feature_hash") == cfg.hash():
         return
+    # A field the manifest omits has its default (`FeatureConfig.hashed_fields`).
+    stored = {**_LATER_FIELDS, **manifest.get("feature_config", {})}
     ours = dataclasses.asdict(cfg)
     diffs = [
         f"{key}: records have {stored.get(key, '<missing>')!r}, config has {ours[key]!r}"

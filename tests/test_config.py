@@ -83,6 +83,13 @@ def test_overrides():
         ("prep.backend=ffmpeg", "prep.backend='ffmpeg' is not one of"),
         ("prep.val_fraction=1.0", "prep.val_fraction must be in [0, 1)"),
         ("features.fmax_hz=20000", "above Nyquist"),
+        (
+            "features.sequence=cqt",
+            "features.sequence='cqt' is not one of ('mfcc', 'mel', 'linear', 'lfcc', 'phase')",
+        ),
+        ("features.image=wave", "features.image='wave' is not one of ('mfcc', 'mel'"),
+        ("features.lfcc_deltas=3", "features.lfcc_deltas=3 is not one of (0, 1, 2)"),
+        ("features.n_lfcc=200", "features.n_lfcc must be in [1, features.n_lfcc_filters]"),
         ("epochs=3", "must look like section.key=value"),
         ("train.epochs", "must look like section.key=value"),
     ],
@@ -119,6 +126,46 @@ def test_frozen_and_feature_hash():
     assert f.hash() == FeatureConfig().hash() and len(f.hash()) == 16
     assert dataclasses.replace(f, n_mels=64).hash() != f.hash()
     assert load_config(None, ["train.epochs=1"]).features.hash() == f.hash()  # only features count
+
+
+def test_default_front_end_keeps_its_hash_and_manifest_fields():
+    """Records and exports made before the front-end choice existed stay valid."""
+    f = FeatureConfig()
+    assert f.feature_keys == ("mfcc", "mel")
+    assert f.hash() == "6f58769bac4b2df5"  # the hash of every earlier default record
+    assert "sequence" not in f.hashed_fields() and "phase_bands" not in f.hashed_fields()
+    lfcc = dataclasses.replace(f, sequence="lfcc")
+    assert lfcc.hash() != f.hash() and lfcc.hashed_fields()["sequence"] == "lfcc"
+    assert dataclasses.replace(f, sequence="mfcc", image="mel").hash() == f.hash()
+    assert dataclasses.replace(f, lfcc_deltas=1).hash() != f.hash()
+
+
+def test_front_end_shapes_and_band_limits():
+    f = FeatureConfig(sequence="lfcc", image="linear", lfcc_deltas=2, n_lfcc=20)
+    assert f.feature_keys == ("lfcc", "linear")
+    assert f.feature_shape("lfcc") == (313, 60)
+    assert f.feature_shape("linear") == (1025, 313)  # linear_bins = 0: every STFT bin
+    assert FeatureConfig(image="phase", phase_bands=16).feature_shape("phase") == (64, 313)
+    assert FeatureConfig(sequence="mel", image="mel").feature_keys == ("mel",)
+    with pytest.raises(
+        ConfigError, match=r"features.linear_bins=2000: .* wide: from 0 to 1024 \(0 = every bin\)"
+    ):
+        FeatureConfig(image="linear", linear_bins=2000)
+    FeatureConfig(linear_bins=2000)  # not computed: not checked, as before
+
+
+@pytest.mark.parametrize("key", ["enabled", "val_mixing"])
+def test_mixing_augmentation_refuses_other_front_ends(key):
+    other = "val_mixing" if key == "enabled" else "enabled"
+    with pytest.raises(ConfigError) as info:
+        load_config(None, ["features.image=linear", f"augment.{other}=false"])
+    message = str(info.value)
+    assert f"augment.{key} (mixing in the power-mel domain) needs" in message
+    assert "image='linear'" in message and "augment.enabled=false" in message
+    cfg = load_config(
+        None, ["features.image=linear", "augment.enabled=false", "augment.val_mixing=false"]
+    )
+    assert cfg.features.image == "linear"
 
 
 def test_errors_name_where_a_bad_key_came_from(tmp_path):

@@ -8,6 +8,7 @@ import math
 import librosa
 import numpy as np
 import pytest
+import scipy.fft
 import soundfile as sf
 import tensorflow as tf
 
@@ -199,3 +200,156 @@ def test_noise_is_top_db_limited_and_gain_shifts_db():
     loud = features.compute_features(10 * y, CFG)[features.MEL].numpy()
     assert quiet.max() - quiet.min() <= CFG.top_db + 1e-3
     np.testing.assert_allclose(loud - quiet, 20.0, atol=1e-2)  # x10 amplitude = +20 dB
+
+
+# --------------------------------------------------------------------------- #
+# Other front-ends: log-linear, LFCC (+ deltas), phase
+# --------------------------------------------------------------------------- #
+# Measured maxima on 3 sample clips: linear 1.4e-3 dB (single bins near the 80 dB floor, where
+# float32 STFT rounding shows; the mel's bands average it away), LFCC with deltas 8e-4, phase 3e-6.
+LINEAR_DB_ATOL = 5e-3
+LFCC_ATOL = 2e-3
+PHASE_ATOL = 2e-3
+
+
+def _power_stft(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """librosa |STFT|^2, `[bins, frames]` float64."""
+    spec = librosa.stft(
+        y.astype(np.float64), n_fft=cfg.n_fft, hop_length=cfg.hop_length_samples,
+        win_length=cfg.win_length_samples, center=True, pad_mode="constant",
+    )  # fmt: skip
+    return np.abs(spec) ** 2
+
+
+def _db(power: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    return librosa.power_to_db(power, ref=1.0, amin=cfg.amin, top_db=cfg.top_db)
+
+
+def _bands_numpy(cfg: FeatureConfig, n_bands: int) -> np.ndarray:
+    """Equal-width band of each FFT bin, written independently of features.band_index."""
+    hz = np.fft.rfftfreq(cfg.n_fft, 1.0 / cfg.sample_rate_hz)
+    width = (cfg.fmax_hz - cfg.fmin_hz) / n_bands
+    band = np.full(len(hz), -1)
+    for b in range(n_bands):
+        lo = cfg.fmin_hz + b * width
+        inside = (hz >= lo) & ((hz < lo + width) | ((b == n_bands - 1) & (hz <= cfg.fmax_hz)))
+        band[inside] = b
+    return band
+
+
+@pytest.mark.parametrize("linear_bins", [0, 100])
+def test_log_linear_matches_librosa(sample_dir, linear_bins):
+    cfg = dataclasses.replace(CFG, image="linear", linear_bins=linear_bins, fmin_hz=50.0)
+    clips = _clips(sample_dir, 2)
+    ours = features.compute_features(np.stack(clips), cfg)
+    assert set(ours) == {"mfcc", "linear"}
+    for i, y in enumerate(clips):
+        power = _power_stft(y, cfg)
+        if linear_bins:
+            band = _bands_numpy(cfg, linear_bins)
+            power = np.stack([power[band == b].mean(axis=0) for b in range(linear_bins)])
+        ref = _db(power, cfg)
+        assert ours["linear"][i].shape == ref.shape == cfg.feature_shape("linear")
+        assert ref.shape[0] == (linear_bins or cfg.n_fft // 2 + 1)
+        np.testing.assert_allclose(ours["linear"][i].numpy(), ref, rtol=0, atol=LINEAR_DB_ATOL)
+
+
+@pytest.mark.parametrize("deltas", [0, 2])
+def test_lfcc_matches_numpy_reference(sample_dir, deltas):
+    """Linear triangles (torchaudio's linear_fbanks) -> dB -> orthonormal DCT -> librosa deltas."""
+    cfg = dataclasses.replace(
+        CFG, sequence="lfcc", n_lfcc_filters=70, n_lfcc=20, lfcc_deltas=deltas
+    )
+    clips = _clips(sample_dir, 2)
+    ours = features.compute_features(np.stack(clips), cfg)
+    assert set(ours) == {"lfcc", "mel"}
+    hz = np.fft.rfftfreq(cfg.n_fft, 1.0 / cfg.sample_rate_hz)
+    edges = np.linspace(cfg.fmin_hz, cfg.fmax_hz, cfg.n_lfcc_filters + 2)
+    tri = np.stack(
+        [
+            np.clip(np.minimum((hz - lo) / (mid - lo), (hi - hz) / (hi - mid)), 0.0, None)
+            for lo, mid, hi in zip(edges[:-2], edges[1:-1], edges[2:])
+        ]
+    )  # [filters, bins], peak 1
+    np.testing.assert_allclose(features.linear_filterbank(cfg).numpy(), tri.T, atol=1e-6)
+    for i, y in enumerate(clips):
+        log_power = _db(tri @ _power_stft(y, cfg), cfg)
+        ceps = scipy.fft.dct(log_power, type=2, norm="ortho", axis=0)[: cfg.n_lfcc]
+        parts = [ceps] + [librosa.feature.delta(ceps, order=o) for o in range(1, deltas + 1)]
+        ref = np.concatenate(parts, axis=0).T  # [frames, n_lfcc * (1 + deltas)]
+        assert ours["lfcc"][i].shape == ref.shape == (cfg.num_frames, 20 * (1 + deltas))
+        np.testing.assert_allclose(ours["lfcc"][i].numpy(), ref, rtol=0, atol=LFCC_ATOL)
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_deltas_match_librosa_including_edges(order):
+    x = np.random.default_rng(order).standard_normal((2, 23, 5)).astype(np.float32)
+    ours = features.deltas(tf.constant(x), order).numpy()
+    ref = librosa.feature.delta(x.astype(np.float64), order=order, axis=-2)
+    assert ours.shape == x.shape
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-5)
+
+
+def _phase_numpy(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """The phase front-end in float64 numpy from librosa's STFT (see features.phase_from_stft)."""
+    spec = librosa.stft(
+        y.astype(np.float64), n_fft=cfg.n_fft, hop_length=cfg.hop_length_samples,
+        center=True, pad_mode="constant",
+    ).T  # fmt: skip  # [frames, bins]
+    band = _bands_numpy(cfg, cfg.phase_bands)
+    k = np.arange(spec.shape[1])
+    prev = np.vstack([np.zeros_like(spec[:1]), spec[:-1]])
+    ifd = spec * np.conj(prev) * np.exp(-2j * np.pi * k * cfg.hop_length_samples / cfg.n_fft)
+    gd = -spec[:, :-1] * np.conj(spec[:, 1:])
+    rows = []
+    for products, owner in ((ifd, band), (gd, band[:-1])):
+        s = np.stack([products[:, owner == b].sum(axis=1) for b in range(cfg.phase_bands)])
+        floor = np.abs(s).max() * 10 ** (-features.PHASE_FLOOR_DB / 10) + cfg.amin
+        phasor = s / np.sqrt(np.abs(s) ** 2 + floor**2)
+        rows += [phasor.real, phasor.imag]
+    return np.concatenate(rows)  # [4 bands, frames]
+
+
+def test_phase_matches_numpy_reference(sample_dir):
+    cfg = dataclasses.replace(CFG, sequence="phase", image="phase", phase_bands=24, fmin_hz=30.0)
+    clips = _clips(sample_dir, 2)
+    ours = features.compute_features(np.stack(clips), cfg)
+    assert list(ours) == ["phase"]
+    for i, y in enumerate(clips):
+        ref = _phase_numpy(y, cfg)
+        assert ours["phase"][i].shape == ref.shape == (4 * 24, cfg.num_frames)
+        np.testing.assert_allclose(ours["phase"][i].numpy(), ref, rtol=0, atol=PHASE_ATOL)
+
+
+def test_phase_is_level_free_and_reads_a_click():
+    cfg = dataclasses.replace(CFG, image="phase", phase_bands=16)
+    bands = cfg.phase_bands
+    y = np.random.default_rng(0).standard_normal(cfg.num_samples).astype(np.float32) * 0.01
+    quiet = features.compute_features(y, cfg)["phase"].numpy()
+    loud = features.compute_features(100 * y, cfg)["phase"].numpy()
+    np.testing.assert_allclose(loud, quiet, atol=1e-4)
+    silent = features.compute_features(np.zeros(cfg.num_samples, np.float32), cfg)["phase"]
+    np.testing.assert_array_equal(silent.numpy(), 0.0)
+    # A click at the centre of frame 100: group delay 0 there (cos 1, sin 0) in every band.
+    click = np.zeros(cfg.num_samples, np.float32)
+    click[100 * cfg.hop_length_samples] = 1.0
+    gd_cos = features.compute_features(click, cfg)["phase"].numpy()[2 * bands : 3 * bands, 100]
+    gd_sin = features.compute_features(click, cfg)["phase"].numpy()[3 * bands :, 100]
+    np.testing.assert_allclose(gd_cos, 1.0, atol=1e-4)
+    np.testing.assert_allclose(gd_sin, 0.0, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "sequence,image", [("mfcc", "linear"), ("lfcc", "mel"), ("mel", "mfcc"), ("phase", "lfcc")]
+)
+def test_compute_features_gives_exactly_the_chosen_tensors(sequence, image):
+    cfg = dataclasses.replace(CFG, sequence=sequence, image=image, linear_bins=64)
+    y = np.random.default_rng(1).standard_normal((2, 40000)).astype(np.float32) * 0.1
+    out = features.compute_features(y, cfg)
+    assert tuple(out) == cfg.feature_keys == (sequence, image)
+    for key, value in out.items():
+        assert value.shape == (2, *cfg.feature_shape(key))
+    # A tensor is the same whatever it is stored with.
+    default = features.compute_features(y, CFG)
+    for key in set(out) & set(default):
+        np.testing.assert_array_equal(out[key].numpy(), default[key].numpy())

@@ -13,8 +13,11 @@ from deepwave_tf import model as model_lib
 from deepwave_tf.config import CONFIG_DIR, load_config
 from deepwave_tf.features import LABEL_KEYS, MEL, MFCC, WAVEFORM
 
-# text*.toml configure deepwave_tf.text (tests/test_text_model.py).
-CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.toml") if not p.stem.startswith("text"))
+# text*.toml configure deepwave_tf.text (tests/test_text_model.py); frontend_*.toml read other
+# features than the sample records hold (tests/test_frontends.py).
+CONFIGS = sorted(
+    p.stem for p in CONFIG_DIR.glob("*.toml") if not p.stem.startswith(("text", "frontend_"))
+)
 
 
 def random_inputs(cfg, batch: int, seed: int = 0):
@@ -180,6 +183,45 @@ def test_branches_choose_what_feeds_the_head(branches, present, absent, tiny_cfg
     out = model(random_inputs(cfg, 2))
     assert {k: tuple(v.shape) for k, v in out.items()} == {k: (2,) for k in LABEL_KEYS}
     reloaded = keras.models.model_from_json(model.to_json())  # every layer serialisable
+    assert [w.shape for w in reloaded.weights] == [w.shape for w in model.weights]
+
+
+@pytest.mark.parametrize(
+    "sequence,image,inputs,layers",
+    [
+        # a band-major tensor in the BiLSTM and a time-major one in the CNN: permuted
+        (
+            "mel",
+            "mfcc",
+            {"mel": (128, 313, 1), "mfcc": (313, 40)},
+            {"mel_time_major", "mfcc_image"},
+        ),
+        ("lfcc", "linear", {"lfcc": (313, 60), "linear": (64, 313, 1)}, {"linear_time_major"}),
+        ("phase", "phase", {"phase": (128, 313, 1)}, {"phase_time_major", "phase_stats"}),
+    ],
+)
+def test_front_ends_feed_the_branches(sequence, image, inputs, layers, tiny_cfg):
+    features = dataclasses.replace(
+        tiny_cfg.features, sequence=sequence, image=image, linear_bins=64, n_lfcc=20, lfcc_deltas=2
+    )
+    cfg = tiny_cfg.replace(
+        features=features,
+        augment=dataclasses.replace(tiny_cfg.augment, enabled=False, val_mixing=False),
+        model=dataclasses.replace(tiny_cfg.model, branches=("mfcc", "mel", "stats")),
+    )
+    model = model_lib.build_model(cfg)
+    assert {k: tuple(v.shape[1:]) for k, v in model.input.items()} == inputs
+    assert model_lib.input_shapes(cfg.features) == inputs
+    names = {layer.name for layer in model.layers}
+    assert layers | {"bilstm_0", "conv_0", "stats_dense"} <= names
+    # stats: mean and std per band of each stored tensor, image first.
+    bands = sum(shape[0] if len(shape) == 3 else shape[1] for shape in inputs.values())
+    assert model.get_layer("stats_dense").kernel.shape[0] == 2 * bands
+    rng = np.random.default_rng(0)
+    x = {k: rng.normal(size=(2, *shape)).astype(np.float32) for k, shape in inputs.items()}
+    out = model(x)
+    assert {k: tuple(v.shape) for k, v in out.items()} == {k: (2,) for k in LABEL_KEYS}
+    reloaded = keras.models.model_from_json(model.to_json())
     assert [w.shape for w in reloaded.weights] == [w.shape for w in model.weights]
 
 

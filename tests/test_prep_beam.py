@@ -172,10 +172,10 @@ def test_stats_combine_fn_merges_to_the_one_pass_sums(tiny_cfg):
     fcfg = tiny_cfg.features
     rng = np.random.default_rng(0)
     clips = [
-        (
-            rng.normal(size=(fcfg.num_frames, fcfg.n_mfcc)).astype(np.float32),
-            rng.normal(3.0, 2.0, size=(fcfg.n_mels, fcfg.num_frames)).astype(np.float32),
-        )
+        {
+            "mfcc": rng.normal(size=(fcfg.num_frames, fcfg.n_mfcc)).astype(np.float32),
+            "mel": rng.normal(3.0, 2.0, size=(fcfg.n_mels, fcfg.num_frames)).astype(np.float32),
+        }
         for _ in range(7)
     ]
     fn = prep_beam.StatsCombineFn(fcfg)
@@ -186,8 +186,8 @@ def test_stats_combine_fn_merges_to_the_one_pass_sums(tiny_cfg):
             acc = fn.add_input(acc, clip)
         parts.append(acc)
     got = prep.combine_stats([fn.extract_output(fn.merge_accumulators(parts))])
-    mfcc = np.stack([c[0] for c in clips]).astype(np.float64)
-    mel = np.stack([c[1] for c in clips]).astype(np.float64)
+    mfcc = np.stack([c["mfcc"] for c in clips]).astype(np.float64)
+    mel = np.stack([c["mel"] for c in clips]).astype(np.float64)
     np.testing.assert_allclose(got["mfcc"]["mean"], mfcc.mean(axis=(0, 1)), rtol=1e-12)
     np.testing.assert_allclose(got["mfcc"]["std"], mfcc.std(axis=(0, 1)), rtol=1e-9)
     np.testing.assert_allclose(got["mel"]["mean"], mel.mean(axis=(0, 2)), rtol=1e-12)

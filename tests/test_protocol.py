@@ -45,6 +45,27 @@ def test_band_statistics_shape_and_values():
     np.testing.assert_allclose(x[:, 296:], mfcc.std(axis=1))
 
 
+def test_feature_statistics_of_other_front_ends_put_the_image_first():
+    from deepwave_tf.config import FeatureConfig
+
+    f = FeatureConfig(sequence="lfcc", image="linear", n_lfcc=20, linear_bins=64)
+    rng = np.random.default_rng(1)
+    lfcc = rng.normal(size=(2, 313, 20))
+    linear = rng.normal(size=(2, 64, 313, 1))  # as read_split gives it: with a channel
+    x = protocol.feature_statistics({"lfcc": lfcc, "linear": linear}, f)
+    assert x.shape == (2, 2 * (64 + 20))
+    np.testing.assert_allclose(x[:, :64], linear[..., 0].mean(axis=2))
+    np.testing.assert_allclose(x[:, 64:128], linear[..., 0].std(axis=2))
+    np.testing.assert_allclose(x[:, 128:148], lfcc.mean(axis=1))
+    np.testing.assert_allclose(x[:, 148:], lfcc.std(axis=1))
+    # the default front-end gives band_statistics' layout
+    mfcc, mel = rng.normal(size=(2, 313, 40)), rng.normal(size=(2, 128, 313, 1))
+    np.testing.assert_allclose(
+        protocol.feature_statistics({"mfcc": mfcc, "mel": mel}, FeatureConfig()),
+        protocol.band_statistics(mfcc, mel),
+    )
+
+
 def test_detection_metrics_on_known_cases():
     fake = np.array([0, 0, 0, 1, 1, 1])
     perfect = protocol.detection_metrics(fake, np.array([-9.0, -8, -7, 50, 60, 70]))

@@ -143,6 +143,48 @@ def test_check_manifest_names_differing_fields(sample_records, tiny_cfg):
     assert "n_mfcc" not in message and str(sample_records) in message
 
 
+def test_check_manifest_names_the_front_end_field(sample_records, tiny_cfg):
+    manifest = records.read_manifest(sample_records)
+    assert "sequence" not in manifest["feature_config"]  # default front-end: as before
+    lfcc = dataclasses.replace(tiny_cfg.features, sequence="lfcc")
+    with pytest.raises(records.ManifestError) as info:
+        records.check_manifest(manifest, lfcc)
+    message = str(info.value)
+    assert "sequence: records have 'mfcc', config has 'lfcc'" in message
+    assert "image" not in message and "n_lfcc" not in message
+    # and the other way round: LFCC records, default config
+    lfcc_manifest = {"feature_config": lfcc.hashed_fields(), "feature_hash": lfcc.hash()}
+    records.check_manifest(lfcc_manifest, lfcc)
+    with pytest.raises(
+        records.ManifestError, match="sequence: records have 'lfcc', config has 'mfcc'"
+    ):
+        records.check_manifest(lfcc_manifest, tiny_cfg.features)
+
+
+@pytest.mark.parametrize(
+    "sequence,image", [("lfcc", "linear"), ("phase", "phase"), ("mel", "mfcc")]
+)
+def test_front_end_round_trip_is_exact(tiny_cfg, sequence, image):
+    from deepwave_tf import features
+
+    f = dataclasses.replace(
+        tiny_cfg.features, sequence=sequence, image=image, linear_bins=32, phase_bands=8
+    )
+    y = np.random.default_rng(0).standard_normal(f.num_samples).astype(np.float32) * 0.1
+    feats = {k: v.numpy() for k, v in features.compute_features(y, f).items()}
+    serialized = records.serialize_example("clip", feats, 1, 0)
+    parsed = records.make_parser(f)(tf.constant(serialized))
+    assert set(parsed) == {records.ID, *f.feature_keys, *LABEL_KEYS}
+    for key in f.feature_keys:
+        assert parsed[key].shape == f.feature_shape(key)
+        np.testing.assert_array_equal(parsed[key].numpy(), feats[key])
+    # band-major tensors lie time-major on disk, as the mel does
+    example = tf.train.Example.FromString(serialized)
+    raw = np.frombuffer(example.features.feature[image].bytes_list.value[0], "<f4")
+    stored = feats[image] if f.time_major(image) else feats[image].T
+    np.testing.assert_array_equal(raw, stored.ravel())
+
+
 def test_missing_manifest_split_or_shard(sample_records, tmp_path):
     with pytest.raises(
         records.ManifestError, match="no manifest.json in .*python -m deepwave_tf.prep"
