@@ -34,13 +34,23 @@ and logs the challenge score `val_score` = 0.5 (1 - mean AUC) + 0.25 mean Brier 
 0.25 mean ECE, with `val_auc`, `val_brier`, `val_ece` (exact, `metrics.py`).
 
 Strategies: `default` (one device), `mirrored` (`tf.distribute.MirroredStrategy`,
-all local GPUs, or the CPU), `multiworker` (`MultiWorkerMirroredStrategy`: start
-the same command on every machine with `TF_CONFIG` set, e.g.
+all local GPUs, or the CPU), `multiworker` (`MultiWorkerMirroredStrategy`).
+`data.batch_size` is the global batch, split over the replicas.
+
+Multi-worker: start the same command, with the same `--run-dir`, on every
+machine with `TF_CONFIG` set, e.g.
 `TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]},
-"task": {"type": "worker", "index": 0}}'`; every worker needs the records at
-the same path; every worker writes a run dir, so give worker 0 the one to keep
-and the others a scratch `--run-dir`). `data.batch_size` is the global batch,
-split over the replicas.
+"task": {"type": "worker", "index": 0}}'` (`worker_role`). Every worker needs
+the records at the same path. Worker i of N reads shard files i::N (at least N
+train shards, else `ManifestError` before the cluster starts) and repeats
+them; an epoch is `train.steps_per_epoch` global steps, or one pass over the
+split in global batches when that is 0. Every worker validates on the whole
+val split. The chief (`chief` task, else worker 0) writes `run_dir`; the others
+write `run_dir/workertemp_<i>/` (their BackupAndRestore state for a resume;
+removed when the run completes). Batch norm uses global-batch statistics, so
+all workers end with bitwise-equal weights (`weights_sha256` in `run.json`).
+A killed worker blocks the others: stop all and rerun the same commands; they
+resume at the next epoch, and refuse to go on if their backups disagree.
 """
 
 from __future__ import annotations

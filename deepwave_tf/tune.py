@@ -42,6 +42,16 @@ Trial isolation (`tune.isolation`):
   instead of 15 s inline in bench_tune on 2 cores; small next to real trials.
 - "inline": every trial in this process (for debugging); the Keras session is
   cleared after each trial, but memory still grows by about 30 MB per trial.
+
+Distributed search (KerasTuner's own mode, `tuner_role`): set
+`KERASTUNER_ORACLE_IP`/`KERASTUNER_ORACLE_PORT` (the chief's address) on every
+machine and `KERASTUNER_TUNER_ID=chief` on one, `tuner0`, `tuner1`, ... on the
+others, and run the same command with the same `--run-dir` (shared
+filesystem). The chief serves the oracle over gRPC and trains nothing; each
+worker takes trials from it until it says stop (each trial in its child
+process as above) and prints which trials it ran; the chief waits for every
+trial and worker to end (KerasTuner checks every 20 s), then writes
+`trials.csv` and `best.toml`.
 """
 
 from __future__ import annotations

@@ -213,6 +213,39 @@ def test_fewer_shards_than_workers_is_a_clear_error(
     assert not (tmp_path / "run").exists()  # refused before the cluster or the run dir
 
 
+class _TwoWorkersAt:
+    """A stand-in strategy: its SUM reduce adds this worker's value to another's."""
+
+    def __init__(self, other_epoch: int):
+        self.other = other_epoch
+
+    def run(self, fn):
+        return fn()
+
+    def reduce(self, op, value, axis=None):
+        import tensorflow as tf
+
+        other = tf.constant([1.0, self.other, self.other**2], tf.float64)
+        return value + other
+
+
+@pytest.mark.parametrize("mine, other", [(1, 1), (0, 0), (1, 2), (2, 0)])
+def test_same_initial_epoch_check(mine, other):
+    from types import SimpleNamespace
+
+    from deepwave_tf.callbacks import SameInitialEpoch
+
+    check = SameInitialEpoch()
+    check.set_model(SimpleNamespace(distribute_strategy=_TwoWorkersAt(other), _initial_epoch=mine))
+    if mine == other:
+        check.on_train_begin()
+    else:
+        with pytest.raises(
+            RuntimeError, match=rf"resumed at different epochs \(this one at epoch {mine + 1}"
+        ):
+            check.on_train_begin()
+
+
 # --------------------------------------------------------------------------- #
 # Two fit workers on loopback: train, kill one, restart both, resume
 # --------------------------------------------------------------------------- #
