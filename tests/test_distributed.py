@@ -213,6 +213,30 @@ def test_fewer_shards_than_workers_is_a_clear_error(
     assert not (tmp_path / "run").exists()  # refused before the cluster or the run dir
 
 
+def test_local_validation_score_predicts_like_model_predict(sample_records, tiny_cfg):
+    """ValidationScore(local=True), used under multiworker, = model.predict, in val_ds order."""
+    import numpy as np
+
+    from deepwave_tf import data
+    from deepwave_tf import model as model_lib
+    from deepwave_tf.callbacks import ValidationScore
+    from deepwave_tf.features import LABEL_KEYS
+
+    model = model_lib.build_model(tiny_cfg, data.load_stats(sample_records))
+    val_ds = data.make_dataset(sample_records, "val", tiny_cfg, training=False)
+    scores = {}
+    for local in (False, True):
+        cb = ValidationScore(val_ds, local=local)
+        cb.set_model(model)
+        scores[local] = cb._predict()
+    n = len(cb.targets())
+    for key in LABEL_KEYS:
+        assert scores[True][key].reshape(-1).shape == (n,)
+        np.testing.assert_allclose(
+            scores[True][key].reshape(-1), np.asarray(scores[False][key]).reshape(-1), atol=1e-6
+        )
+
+
 class _TwoWorkersAt:
     """A stand-in strategy: its SUM reduce adds this worker's value to another's."""
 
