@@ -292,12 +292,12 @@ def test_two_workers_train_equal_weights_chief_writes_and_resume(sample_records,
         run_dir / "checkpoints" / "backup",
         run_dir / "workertemp_1" / "checkpoints" / "backup",
     ]
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 900  # a hang guard, not a timing check
     try:
         while min(backup_epoch(b) for b in backups) < 1:
             for proc, log in zip(procs, logs):
                 assert proc.poll() is None, f"{log} ended early:\n{log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, "no epoch backed up within 240 s"
+            assert time.monotonic() < deadline, "no epoch backed up within 900 s"
             time.sleep(0.5)
         first_chief_pid = procs[0].pid
         procs[1].send_signal(signal.SIGKILL)
@@ -325,7 +325,7 @@ def test_two_workers_train_equal_weights_chief_writes_and_resume(sample_records,
     procs = [
         start_fit_worker(i, ports, sample_records, run_dir, logs[i], overrides) for i in range(2)
     ]
-    wait_all(procs, logs, timeout=300)
+    wait_all(procs, logs, timeout=900)
     chief, worker = worker_summary(logs[0]), worker_summary(logs[1])
 
     # Same model on both workers (bitwise: all-reduced gradients, synchronised batch norm).
@@ -417,7 +417,7 @@ def test_tune_chief_and_two_workers_run_every_trial_once(sample_records, tmp_pat
         )
         for tuner_id, log in zip(ids, logs)
     ]
-    wait_all(procs, logs, timeout=600)
+    wait_all(procs, logs, timeout=1200)
 
     # Each worker says which trials it ran; together: every trial exactly once.
     ran = {}
