@@ -8,7 +8,7 @@ DEMO   := runs/demo
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help venv demo demo-text text-sample test test-slow bench lint format clean browser
+.PHONY: help venv demo demo-text text-sample test test-slow test-distributed bench lint format clean browser
 
 help:
 	@echo "make demo       prep -> fit -> export -> submit -> evaluate on $(SAMPLE)"
@@ -16,6 +16,7 @@ help:
 	@echo "make text-sample  rebuild data/text_sample (csv + vectors.vec; needs ../shared/data/texts, gensim)"
 	@echo "make test       the test suite (creates .venv if missing)"
 	@echo "make test-slow  the slow tests too"
+	@echo "make test-distributed  two fit workers and a tuner chief + 2 workers on 127.0.0.1"
 	@echo "make bench      benchmarks/ (prints figures)"
 	@echo "make lint       ruff"
 
@@ -59,6 +60,10 @@ test: $(STAMP) browser
 test-slow: $(STAMP) browser
 	$(PY) -m pytest -q -m slow
 
+# Multi-worker fit and distributed tuning on 127.0.0.1 (several processes; minutes on 2 cores).
+test-distributed: $(STAMP)
+	$(PY) -m pytest -q -m "slow or not slow" tests/test_distributed.py
+
 bench: $(STAMP)
 	$(PY) benchmarks/bench_prep.py
 	$(PY) benchmarks/bench_prep_beam.py
@@ -69,6 +74,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_serve.py
 	$(PY) benchmarks/bench_cli.py
 	$(PY) benchmarks/bench_vocode.py
+	$(PY) benchmarks/bench_distributed.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

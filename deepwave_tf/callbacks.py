@@ -46,10 +46,18 @@ class ValidationScore(keras.callbacks.Callback):
     CSV, TensorBoard): Keras passes one logs dict along the callback list.
     """
 
-    def __init__(self, val_ds: tf.data.Dataset):
+    def __init__(self, val_ds: tf.data.Dataset, *, local: bool = False):
+        """`local=True` (multi-worker training): predict with this worker's copy of
+        the weights, batch by batch, instead of `model.predict`. Under
+        `MultiWorkerMirroredStrategy` `predict` splits the batches over the
+        workers and gathers them in replica order, which is not the order of
+        `val_ds` read here for the targets; every worker then scores the whole
+        split itself and all reach the same `val_score` (the weights are equal)."""
         super().__init__()
         self.val_ds = val_ds
+        self.local = local
         self._targets: np.ndarray | None = None
+        self._predict_fn = None
         self.last: dict[str, Any] = {}
 
     def targets(self) -> np.ndarray:
@@ -58,12 +66,21 @@ class ValidationScore(keras.callbacks.Callback):
             self._targets = np.concatenate(ys).astype(np.float32)
         return self._targets
 
+    def _predict(self) -> dict[str, np.ndarray]:
+        if not self.local:
+            return self.model.predict(self.val_ds, verbose=0)
+        if self._predict_fn is None:
+            model = self.model
+            self._predict_fn = tf.function(lambda x: model(x, training=False))
+        batches = [self._predict_fn(x) for x, _ in self.val_ds]
+        return {k: np.concatenate([np.asarray(b[k]) for b in batches]) for k in LABEL_KEYS}
+
     def on_epoch_end(self, epoch, logs=None):
         from deepwave_tf import metrics
 
         if logs is None:
             return
-        pred = self.model.predict(self.val_ds, verbose=0)
+        pred = self._predict()
         prob = np.stack([np.asarray(pred[k]).reshape(-1) for k in LABEL_KEYS], axis=1)
         try:
             res = metrics.challenge_score(self.targets(), np.clip(prob, 0.0, 1.0))
@@ -121,3 +138,35 @@ class SpectrogramImages(keras.callbacks.Callback):
                     description=tags,
                 )
         writer.close()
+
+
+class SameInitialEpoch(keras.callbacks.Callback):
+    """Multi-worker resume guard: every worker must restart at the same epoch.
+
+    Runs right after `BackupAndRestore` (which sets the epoch fit starts at from
+    this worker's backup). Workers that disagree (one worker's backup lost, or a
+    kill that fell between two workers' writes of the same epoch) would run
+    different numbers of steps and wait for each other forever; this turns that
+    into an error on every worker. The check all-reduces the epoch and its
+    square over the replicas: they are all equal exactly when the variance is 0.
+    """
+
+    def on_train_begin(self, logs=None):
+        strategy = self.model.distribute_strategy
+        epoch = int(getattr(self.model, "_initial_epoch", None) or 0)
+        local = tf.constant([1.0, float(epoch), float(epoch) ** 2], tf.float64)
+        n, total, squares = (
+            strategy.reduce(
+                tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(local)), axis=None
+            )
+            .numpy()
+            .tolist()
+        )
+        if squares * n != total**2:
+            raise RuntimeError(
+                f"the workers resumed at different epochs (this one at epoch {epoch + 1}, "
+                f"mean over {int(n)} replicas {total / n + 1:.2f}): their BackupAndRestore "
+                "backups (checkpoints/backup of the chief, workertemp_N/checkpoints/backup of "
+                "the others) are out of step; remove them all and restart, or restart with "
+                "--overwrite"
+            )

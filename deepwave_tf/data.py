@@ -104,6 +104,7 @@ def make_dataset(
     *,
     training: bool,
     repeat: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     """Batches of one split of a prep output.
 
@@ -114,6 +115,9 @@ def make_dataset(
             `cfg.data` and `cfg.augment`.
         training: shuffle and augment (per `cfg.augment`).
         repeat: repeat forever (for `steps_per_epoch`).
+        shard: `(index, count)`: read only the shard files `index::count` (multi-worker
+            training: each worker reads its own files, as tf.data's
+            `AutoShardPolicy.FILE` would, and tf.data's auto-sharding is turned off).
 
     Returns:
         A dataset of `({"mfcc": [B, frames, n_mfcc], "mel": [B, n_mels, frames, 1]},
@@ -123,7 +127,8 @@ def make_dataset(
 
     Raises:
         ManifestError: missing records or manifest, another feature config, a
-            missing split, or training on the unlabelled test split.
+            missing split, training on the unlabelled test split, or fewer shard
+            files than `shard` count.
     """
     manifest = load_manifest(records_dir, cfg)
     if training and not has_labels(manifest, split):
@@ -132,6 +137,8 @@ def make_dataset(
             f"{records.UNKNOWN_LABEL}): it cannot be used for training; use 'train' (and 'val')"
         )
     paths = [str(p) for p in records.shard_paths(records_dir, split)]
+    if shard is not None:
+        paths = worker_shards(paths, *shard, where=f"split '{split}' of {records_dir}")
     d, aug = cfg.data, cfg.augment
     deterministic = d.deterministic or not training
     seed = d.seed if d.deterministic else None
@@ -146,7 +153,8 @@ def make_dataset(
         num_parallel_calls=AUTOTUNE,
         deterministic=deterministic,
     )
-    total = manifest.get("counts", {}).get(split, {}).get("total")
+    # The manifest counts whole splits, not one worker's files.
+    total = None if shard else manifest.get("counts", {}).get(split, {}).get("total")
     if total:
         # A known cardinality: Keras 3 (3.15) otherwise runs one extra, empty step
         # per epoch on unknown-size datasets, which dilutes every mean metric and
@@ -221,8 +229,28 @@ def make_dataset(
 
     options = tf.data.Options()
     options.deterministic = deterministic
+    if shard is not None:  # already this worker's files: tf.data must not shard again
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     ds = ds.with_options(options)
     return ds.prefetch(AUTOTUNE)
+
+
+def worker_shards(paths: list[str], index: int, count: int, *, where: str = "") -> list[str]:
+    """The shard files worker `index` of `count` reads: `paths[index::count]` (disjoint, all covered).
+
+    Raises:
+        ManifestError: fewer shard files than workers (a worker would read
+            nothing and the others wait for it); the message says how to fix it.
+    """
+    if not 0 <= index < count:
+        raise ValueError(f"worker index {index} is not in [0, {count})")
+    if len(paths) < count:
+        raise ManifestError(
+            f"{where or 'the records'} has {len(paths)} shard file(s) for {count} workers: "
+            "multi-worker training gives each worker whole files, so it needs at least one "
+            f"per worker; re-run prep with --set prep.num_shards={count} (or a multiple of it)"
+        )
+    return paths[index::count]
 
 
 def _plain_graph(fn):

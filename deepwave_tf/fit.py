@@ -34,20 +34,33 @@ and logs the challenge score `val_score` = 0.5 (1 - mean AUC) + 0.25 mean Brier 
 0.25 mean ECE, with `val_auc`, `val_brier`, `val_ece` (exact, `metrics.py`).
 
 Strategies: `default` (one device), `mirrored` (`tf.distribute.MirroredStrategy`,
-all local GPUs, or the CPU), `multiworker` (`MultiWorkerMirroredStrategy`: start
-the same command on every machine with `TF_CONFIG` set, e.g.
+all local GPUs, or the CPU), `multiworker` (`MultiWorkerMirroredStrategy`).
+`data.batch_size` is the global batch, split over the replicas.
+
+Multi-worker: start the same command, with the same `--run-dir`, on every
+machine with `TF_CONFIG` set, e.g.
 `TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]},
-"task": {"type": "worker", "index": 0}}'`; every worker needs the records at
-the same path; every worker writes a run dir, so give worker 0 the one to keep
-and the others a scratch `--run-dir`). `data.batch_size` is the global batch,
-split over the replicas.
+"task": {"type": "worker", "index": 0}}'` (`worker_role`). Every worker needs
+the records at the same path. Worker i of N reads shard files i::N (at least N
+train shards, else `ManifestError` before the cluster starts) and repeats
+them; an epoch is `train.steps_per_epoch` global steps, or one pass over the
+split in global batches when that is 0. Every worker validates on the whole
+val split. The chief (`chief` task, else worker 0) writes `run_dir`; the others
+write `run_dir/workertemp_<i>/` (their BackupAndRestore state for a resume;
+removed when the run completes). Batch norm uses global-batch statistics, so
+all workers end with bitwise-equal weights (`weights_sha256` in `run.json`).
+A killed worker blocks the others: stop all and rerun the same commands; they
+resume at the next epoch, and refuse to go on if their backups disagree.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
+import hashlib
 import json
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -70,11 +83,92 @@ RUN_JSON = "run.json"
 MONITOR_MODE = {"val_auc": "max", "val_score": "min", "val_loss": "min"}
 # What fit writes into a run dir; `--overwrite` removes these (exports are kept).
 RUN_OUTPUTS = ("config.json", "config.toml", RUN_JSON, HISTORY, MODEL_FILE, "checkpoints", "tb")
-_KERAS_CLASSES = ("BinaryF1", "ValidationScore", "SpectrogramImages")  # in callbacks.py
+_KERAS_CLASSES = ("BinaryF1", "ValidationScore", "SpectrogramImages", "SameInitialEpoch")
 
 
 class RunDirError(ValueError):
     """A run directory fit must not train into (it holds a finished run)."""
+
+
+# --------------------------------------------------------------------------- #
+# Multi-worker: who am I (TF_CONFIG), where do I write
+# --------------------------------------------------------------------------- #
+WORKER_TEMP = "workertemp_{index}"  # a non-chief worker's scratch dir inside --run-dir
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerRole:
+    """This process's place in a `TF_CONFIG` cluster.
+
+    `index`/`count` number the input workers (the chief, if the cluster names
+    one, is 0): worker `index` reads shard files `index::count`. The chief is
+    the `chief` task, or `worker` 0 when there is none (as in tf.distribute).
+    """
+
+    task_type: str
+    task_index: int
+    index: int
+    count: int
+
+    @property
+    def is_chief(self) -> bool:
+        return self.task_type == "chief" or (self.task_type == "worker" and self.index == 0)
+
+    def write_dir(self, run_dir: Path) -> Path:
+        """Where this worker writes: the chief `run_dir`, the others a scratch dir
+        inside it (removed when the run completes), as the TF multi-worker guide does."""
+        if self.is_chief:
+            return Path(run_dir)
+        return Path(run_dir) / WORKER_TEMP.format(index=self.index)
+
+
+def worker_role(environ: dict[str, str] | None = None) -> WorkerRole:
+    """Parse `TF_CONFIG` (no TensorFlow needed): this worker's role.
+
+    Raises:
+        ConfigError: TF_CONFIG missing, not JSON, or without a valid
+            `cluster` / `task`; the message shows the expected shape.
+    """
+    environ = os.environ if environ is None else environ
+    example = (
+        'TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+        '"task": {"type": "worker", "index": 0}}\''
+    )
+    raw = environ.get("TF_CONFIG")
+    if not raw:
+        raise ConfigError(f"--strategy multiworker needs TF_CONFIG on every worker, e.g. {example}")
+    try:
+        tf_config = json.loads(raw)
+        cluster, task = tf_config["cluster"], tf_config["task"]
+        task_type, task_index = str(task["type"]), int(task["index"])
+        chiefs, workers = list(cluster.get("chief", [])), list(cluster.get("worker", []))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ConfigError(
+            f"TF_CONFIG is not valid ({type(e).__name__}: {e}); expected {example}"
+        ) from None
+    if len(chiefs) > 1:
+        raise ConfigError(f"TF_CONFIG: at most one chief, got {len(chiefs)}")
+    tasks = {"chief": chiefs, "worker": workers}
+    if task_type not in tasks:
+        raise ConfigError(
+            f"TF_CONFIG task type {task_type!r}: fit runs only 'chief' and 'worker' tasks"
+        )
+    if not 0 <= task_index < len(tasks[task_type]):
+        raise ConfigError(
+            f"TF_CONFIG task {task_type}:{task_index} is not in its cluster "
+            f"({len(tasks[task_type])} {task_type} address(es))"
+        )
+    index = task_index + (len(chiefs) if task_type == "worker" else 0)
+    return WorkerRole(task_type, task_index, index, len(chiefs) + len(workers))
+
+
+def weights_digest(weights: Sequence[Any]) -> str:
+    """sha256 of the weight arrays (dtype, shape and bytes): equal on workers that agree."""
+    h = hashlib.sha256()
+    for w in weights:
+        h.update(f"{w.dtype}{w.shape}".encode())
+        h.update(w.tobytes())
+    return h.hexdigest()[:16]
 
 
 def __getattr__(name: str):
@@ -154,6 +248,90 @@ def _build_training_state(model: keras.Model, cfg: Config) -> None:
         model.optimizer.build(model.trainable_variables)
 
 
+def _synchronize_batch_norm(model: keras.Model) -> int:
+    """Batch norm on the global batch: `synchronized=True` on every BatchNormalization.
+
+    Found by the multi-worker test: with per-worker batch statistics the
+    trainable weights stay equal (gradients are all-reduced) but each worker's
+    moving mean/variance follow its own data, so the workers' models predict
+    differently and each computes another `val_score`, and early stopping or the
+    best checkpoint could then pick other epochs on other workers. Synchronised
+    statistics are those of single-process training on the global batch. Only
+    the training model is changed: the saved model is rebuilt from the config.
+    Returns the number of layers changed.
+    """
+    import keras
+
+    changed = 0
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.BatchNormalization) and not layer.synchronized:
+            layer.synchronized = True  # read when the train step is traced
+            changed += 1
+    return changed
+
+
+def _barrier(dist: tf.distribute.Strategy) -> None:
+    """Wait until every replica of every worker gets here (an all-reduce of ones)."""
+    import tensorflow as tf
+
+    one = tf.constant(1.0)
+    dist.reduce(tf.distribute.ReduceOp.SUM, dist.run(lambda: tf.identity(one)), axis=None)
+
+
+def _skip_batch_symbolic_build(model: keras.Model) -> None:
+    """Work around keras-team/keras#20329 under `MultiWorkerMirroredStrategy`.
+
+    At the start of `fit`/`evaluate` Keras 3 (TF backend, up to 3.15 at least)
+    takes one batch and `strategy.reduce("MEAN", batch)`s it to build the model;
+    with a dict batch (ours: mfcc, mel) the multi-worker reduce fails ("Attempt
+    to convert a value ({'mfcc': PerReplica...}) ... to a Tensor"). The model,
+    its optimizer and metrics are already built by `_build_training_state` from
+    the feature specs, so that step has nothing left to do.
+    """
+    if getattr(model, "_symbolic_build", None) is not None and model.built:
+        model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+
+def _fix_multi_worker_scalar_reduce() -> None:
+    """Work around tensorflow/tensorflow#72388 (Keras 3 + `MultiWorkerMirroredStrategy`).
+
+    Keras 3's train and test steps reduce their logs (scalar loss and metric
+    values) over the replicas with `strategy.reduce("MEAN", v, axis=0)`, which
+    fails on a scalar under the multi-worker strategy ("Invalid reduction
+    dimension 0 for input with 0 dimensions"). Scalars are reduced with
+    `axis=None` instead (the mean over all replicas of all workers: every worker
+    logs the same values); anything else goes through Keras unchanged. Patches
+    the Keras TF trainer module once per process, and only when it has the
+    function this was written against.
+    """
+    import tensorflow as tf
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    original = getattr(tf_trainer, "reduce_per_replica", None)
+    is_multi_worker = getattr(tf_trainer, "_collective_all_reduce_multi_worker", None)
+    if original is None or is_multi_worker is None or getattr(original, "_deepwave", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction="auto"):
+        if reduction not in ("auto", "mean") or not is_multi_worker(strategy):
+            return original(values, strategy, reduction=reduction)
+
+        def reduce_one(v):
+            local = (
+                strategy.experimental_local_results(v)[0]
+                if tf_trainer._is_per_replica_instance(v)
+                else v
+            )
+            if getattr(local, "shape", None) is not None and local.shape.rank == 0:
+                return strategy.reduce("MEAN", v, axis=None)
+            return original(v, strategy, reduction=reduction)
+
+        return tf.nest.map_structure(reduce_one, values)
+
+    reduce_per_replica._deepwave = True
+    tf_trainer.reduce_per_replica = reduce_per_replica
+
+
 # --------------------------------------------------------------------------- #
 # Callbacks
 # --------------------------------------------------------------------------- #
@@ -177,6 +355,7 @@ def make_callbacks(
     *,
     train_ds: tf.data.Dataset | None = None,
     resuming: bool = False,
+    multi_worker: bool = False,
 ) -> list[keras.callbacks.Callback]:
     """The training callbacks, in the order they must run.
 
@@ -184,10 +363,13 @@ def make_callbacks(
     checkpoint, early stopping, backup, CSV log, TensorBoard and images. On resume
     the checkpoint starts from the best value already in `history.csv`, so a
     worse epoch after the restart cannot overwrite the best weights.
+    `multi_worker`: the validation score is computed on each worker from its own
+    weights (`ValidationScore(local=True)`), and the workers check that they
+    resumed at the same epoch (`SameInitialEpoch`).
     """
     import keras
 
-    from deepwave_tf.callbacks import SpectrogramImages, ValidationScore
+    from deepwave_tf.callbacks import SameInitialEpoch, SpectrogramImages, ValidationScore
 
     run_dir = Path(run_dir)
     monitor, mode = cfg.train.monitor, MONITOR_MODE[cfg.train.monitor]
@@ -195,8 +377,11 @@ def make_callbacks(
     images = {"val": val_ds}
     if train_ds is not None:
         images["train"] = train_ds
+    backup = [keras.callbacks.BackupAndRestore(str(run_dir / "checkpoints" / "backup"))]
+    if multi_worker:
+        backup.append(SameInitialEpoch())
     return [
-        ValidationScore(val_ds),
+        ValidationScore(val_ds, local=multi_worker),
         keras.callbacks.ModelCheckpoint(
             str(run_dir / "checkpoints" / BEST_WEIGHTS),
             monitor=monitor,
@@ -208,7 +393,7 @@ def make_callbacks(
         keras.callbacks.EarlyStopping(
             monitor=monitor, mode=mode, patience=cfg.train.early_stopping_patience
         ),
-        keras.callbacks.BackupAndRestore(str(run_dir / "checkpoints" / "backup")),
+        *backup,
         keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=resuming),
         keras.callbacks.TensorBoard(
             log_dir=str(run_dir / "tb"), write_graph=False, profile_batch=0
@@ -347,10 +532,14 @@ def run(
         ConfigError: unknown strategy.
     """
     records_dir, run_dir = Path(records_dir).resolve(), Path(run_dir)
+    # Multi-worker: the chief writes run_dir, the other workers a scratch dir in it.
+    role = worker_role() if strategy == "multiworker" else None
+    out_dir = run_dir if role is None else role.write_dir(run_dir)
     if not overwrite:
         prepare_run_dir(run_dir)  # refuse a finished run before any work
 
     import keras
+    import tensorflow as tf
 
     from deepwave_tf import data, records
     from deepwave_tf import model as model_lib
@@ -364,16 +553,22 @@ def run(
                 "(re-run prep with prep.val_fraction > 0)"
             )
     stats = data.load_stats(records_dir)
+    shard, train_shards = None, None
+    if role is not None:  # fewer shard files than workers: refused before the cluster starts
+        shard = (role.index, role.count)
+        train_shards = data.worker_shards(
+            list(manifest["shards"]["train"]), *shard, where=f"split 'train' of {records_dir}"
+        )
     dist = make_strategy(strategy)
 
     if overwrite:
-        removed = prepare_run_dir(run_dir, overwrite=True)
+        removed = prepare_run_dir(out_dir, overwrite=True)
         if removed:
-            print(f"--overwrite: removed {', '.join(removed)} from {run_dir}", file=sys.stderr)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    backup = run_dir / "checkpoints" / "backup"
+            print(f"--overwrite: removed {', '.join(removed)} from {out_dir}", file=sys.stderr)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    backup = out_dir / "checkpoints" / "backup"
     resuming = backup.is_dir() and any(backup.iterdir())
-    cfg.save(run_dir)
+    cfg.save(out_dir)
     info: dict[str, Any] = {
         "records": str(records_dir),
         "feature_hash": cfg.features.hash(),
@@ -384,18 +579,38 @@ def run(
         "status": "running",
         "resumed": resuming,
     }
-    records.write_json_atomic(run_dir / RUN_JSON, info)
+    if role is not None:
+        info["worker"] = {**dataclasses.asdict(role), "chief": role.is_chief}
+        info["train_shards"] = train_shards
+    records.write_json_atomic(out_dir / RUN_JSON, info)
 
     steps = cfg.train.steps_per_epoch or None
-    train_ds = data.make_dataset(records_dir, "train", cfg, training=True, repeat=steps is not None)
+    if role is not None and steps is None:
+        # Workers read different files, so their datasets end at different steps and
+        # a worker at its end would wait for the others forever: repeat, and call an
+        # epoch one pass over the whole split in global batches.
+        steps = max(1, manifest["counts"]["train"]["total"] // cfg.data.batch_size)
+    train_ds = data.make_dataset(
+        records_dir, "train", cfg, training=True, repeat=steps is not None, shard=shard
+    )
     val_ds = data.make_dataset(records_dir, "val", cfg, training=False)
     if cfg.train.validation_steps:
         val_ds = val_ds.take(cfg.train.validation_steps)
+    if role is not None:  # every worker validates on the whole split (the same score)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        val_ds = val_ds.with_options(options)
 
     keras.utils.set_random_seed(cfg.train.seed)
     with dist.scope():
         model = compile_model(model_lib.build_model(cfg, stats), cfg)
-    cbs = make_callbacks(cfg, run_dir, val_ds, train_ds=train_ds, resuming=resuming)
+    if role is not None:
+        _skip_batch_symbolic_build(model)
+        _fix_multi_worker_scalar_reduce()
+        _synchronize_batch_norm(model)
+    cbs = make_callbacks(
+        cfg, out_dir, val_ds, train_ds=train_ds, resuming=resuming, multi_worker=role is not None
+    )
     history = model.fit(
         train_ds,
         validation_data=val_ds,
@@ -407,14 +622,14 @@ def run(
     )
 
     # model.keras = the best weights (the last ones if no epoch ever improved).
-    best_path = run_dir / "checkpoints" / BEST_WEIGHTS
+    best_path = out_dir / "checkpoints" / BEST_WEIGHTS
     if best_path.is_file():
         model.load_weights(str(best_path))
     clean = model_lib.build_model(cfg, stats)
     clean.set_weights(model.get_weights())
-    clean.save(str(run_dir / MODEL_FILE))
+    clean.save(str(out_dir / MODEL_FILE))
 
-    best_value, best_epoch = _best_so_far(run_dir / HISTORY, cfg.train.monitor)
+    best_value, best_epoch = _best_so_far(out_dir / HISTORY, cfg.train.monitor)
     last = {k: float(v[-1]) for k, v in history.history.items() if v}
     info.update(
         status="completed",
@@ -424,16 +639,31 @@ def run(
         last_epoch=(history.epoch[-1] + 1) if history.epoch else None,
         final_metrics=last,
         model_params=int(model.count_params()),
+        weights_sha256=weights_digest(clean.get_weights()),
     )
-    records.write_json_atomic(run_dir / RUN_JSON, info)
+    records.write_json_atomic(out_dir / RUN_JSON, info)
     write_hparams(
         cfg,
-        run_dir / "tb",
+        out_dir / "tb",
         {
             f"best_{cfg.train.monitor}": best_value,
             **{f"final_{k}": v for k, v in last.items() if k.startswith("val_")},
         },
     )
+    if role is not None:
+        # Nobody leaves before all are done: the chief hosts the cluster's coordination
+        # service, and a worker still saving after it exits logs heartbeat errors.
+        _barrier(dist)
+        print(
+            f"worker {role.index} of {role.count} ({role.task_type}:{role.task_index}"
+            f"{', chief' if role.is_chief else ''}): {info['epochs_run']} epoch(s), "
+            f"weights sha256 {info['weights_sha256']}, train shards {', '.join(train_shards)}",
+            flush=True,
+        )
+        if not role.is_chief:  # its copies of the outputs were only scratch
+            shutil.rmtree(out_dir, ignore_errors=True)
+            if run_dir.is_dir() and not any(run_dir.iterdir()):
+                run_dir.rmdir()
     return model
 
 
@@ -466,6 +696,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli.quiet_tensorflow()
     try:  # config typos and a finished run are refused before TensorFlow loads
         cfg = cli.load_args_config(args)
+        role = worker_role() if args.strategy == "multiworker" else None
         if not args.overwrite:
             prepare_run_dir(args.run_dir)
     except (ConfigError, RunDirError) as e:
@@ -485,6 +716,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, ManifestError, RunDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if role is not None and not role.is_chief:
+        return 0  # the chief reports the run dir
     print(
         f"run dir: {args.run_dir}\n"
         f"TensorBoard: tensorboard --logdir {args.run_dir / 'tb'}  (then open http://localhost:6006)"

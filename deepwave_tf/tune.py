@@ -42,6 +42,16 @@ Trial isolation (`tune.isolation`):
   instead of 15 s inline in bench_tune on 2 cores; small next to real trials.
 - "inline": every trial in this process (for debugging); the Keras session is
   cleared after each trial, but memory still grows by about 30 MB per trial.
+
+Distributed search (KerasTuner's own mode, `tuner_role`): set
+`KERASTUNER_ORACLE_IP`/`KERASTUNER_ORACLE_PORT` (the chief's address) on every
+machine and `KERASTUNER_TUNER_ID=chief` on one, `tuner0`, `tuner1`, ... on the
+others, and run the same command with the same `--run-dir` (shared
+filesystem). The chief serves the oracle over gRPC and trains nothing; each
+worker takes trials from it until it says stop (each trial in its child
+process as above) and prints which trials it ran; the chief waits for every
+trial and worker to end (KerasTuner checks every 20 s), then writes
+`trials.csv` and `best.toml`.
 """
 
 from __future__ import annotations
@@ -79,6 +89,49 @@ BEST_TOML = "best.toml"
 TRIALS_CSV = "trials.csv"
 TRIAL_SPEC_FLAG = "--trial-spec"  # hidden: `-m deepwave_tf.tune --trial-spec SPEC` runs one trial
 STDERR_TAIL_LINES = 25  # of a failed child, in the trial's error message
+# KerasTuner's distributed mode (keras_tuner/src/distribute): the chief serves the oracle over
+# gRPC, every other process with the same variables is a worker that asks it for trials.
+TUNER_ID_ENV, ORACLE_IP_ENV, ORACLE_PORT_ENV = (
+    "KERASTUNER_TUNER_ID",
+    "KERASTUNER_ORACLE_IP",
+    "KERASTUNER_ORACLE_PORT",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class TunerRole:
+    """This process in a distributed search: the oracle chief or a worker (`tuner_id`)."""
+
+    tuner_id: str
+    oracle: str  # "ip:port"
+
+    @property
+    def is_chief(self) -> bool:
+        return "chief" in self.tuner_id  # KerasTuner's own test (distribute/utils.py)
+
+
+def tuner_role(environ: dict[str, str] | None = None) -> TunerRole | None:
+    """The distributed-search role from KerasTuner's environment variables; None = one process.
+
+    Raises:
+        ConfigError: some but not all of the three variables set, or a bad port.
+    """
+    environ = os.environ if environ is None else environ
+    names = (TUNER_ID_ENV, ORACLE_IP_ENV, ORACLE_PORT_ENV)
+    present = [n for n in names if environ.get(n)]
+    if not present:
+        return None
+    if len(present) < len(names):
+        missing = [n for n in names if n not in present]
+        raise ConfigError(
+            f"distributed tuning needs {', '.join(names)} on the chief and every worker; "
+            f"{', '.join(present)} set but {', '.join(missing)} missing "
+            f"(chief: {TUNER_ID_ENV}=chief, workers: {TUNER_ID_ENV}=tuner0, tuner1, ...)"
+        )
+    port = environ[ORACLE_PORT_ENV]
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{ORACLE_PORT_ENV}={port!r} is not a TCP port")
+    return TunerRole(environ[TUNER_ID_ENV], f"{environ[ORACLE_IP_ENV]}:{port}")
 
 
 # --------------------------------------------------------------------------- #
@@ -226,6 +279,7 @@ def _tuner_class(algorithm: str) -> type:
 
         def on_trial_end(self, trial):
             super().on_trial_end(trial)
+            self.trials_ended.append(trial.trial_id)  # by this process (a worker's share)
             if self.isolation == "inline":
                 # Free the trial's graphs and weights (TF still keeps ~30 MB per trial).
                 keras.backend.clear_session()
@@ -263,6 +317,7 @@ def make_tuner(cfg: Config, hypermodel: kt.HyperModel, run_dir: Path) -> kt.Tune
         tuner = cls(max_trials=t.max_trials, **common)
     tuner.isolation = t.isolation
     tuner.trial_processes = {}  # process mode: trial id -> the child's result (peak RSS, seconds)
+    tuner.trials_ended = []  # trial ids this process ran, in order
     # KerasTuner built the model once to learn the space; trials build their own.
     keras.backend.clear_session()
     gc.collect()
@@ -530,6 +585,7 @@ def _train_trial(spec: dict[str, Any], spec_path: Path) -> dict[str, Any]:
         "epochs": [int(e) for e in history.epoch],
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
         "best_value": float(save_best.best_value),
+        "tuner_id": os.environ.get(TUNER_ID_ENV, "tuner0"),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "seconds": time.perf_counter() - start,  # after the imports
     }
@@ -601,14 +657,25 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 @dataclasses.dataclass
 class TuneResult:
-    best_config: Config
-    best_toml: Path
+    """The search's outcome. A distributed worker has none of its own (`best_config`,
+    `best_toml` None, `rows` empty): the chief writes them."""
+
+    best_config: Config | None
+    best_toml: Path | None
     rows: list[dict[str, Any]]
     tuner: kt.Tuner
 
 
 def run(cfg: Config, records_dir: Path, run_dir: Path, *, verbose: int = 1) -> TuneResult:
     """Run (or resume) the search and write `best.toml`, `trials.csv` and `tb/`.
+
+    Distributed (KerasTuner's `KERASTUNER_*` variables set, see `tuner_role`):
+    the chief serves the oracle and trains nothing; it returns once every
+    trial has ended and every worker has left, then writes `best.toml` and
+    `trials.csv`. A worker asks the chief for trials until it says stop,
+    training each in a child process as usual (trial dirs and TensorBoard logs
+    under `run_dir`: give all of them the same `--run-dir` on a shared
+    filesystem), and writes no results of its own.
 
     Raises:
         ManifestError: records missing or made with other features, no val split.
@@ -621,17 +688,26 @@ def run(cfg: Config, records_dir: Path, run_dir: Path, *, verbose: int = 1) -> T
     from deepwave_tf.records import ManifestError
 
     records_dir, run_dir = Path(records_dir).resolve(), Path(run_dir)
+    role = tuner_role()
     manifest = data.load_manifest(records_dir, cfg)
     if not manifest.get("shards", {}).get("val"):
         raise ManifestError(f"{records_dir} has no 'val' split; tuning needs one")
     run_dir.mkdir(parents=True, exist_ok=True)
-    cfg.save(run_dir)
+    if role is None or role.is_chief:
+        cfg.save(run_dir)
     hypermodel = _hypermodel_class()(cfg, records_dir, data.load_stats(records_dir), verbose)
     tuner = make_tuner(cfg, hypermodel, run_dir)
     tensorboard = keras.callbacks.TensorBoard(
         log_dir=str(run_dir / "tb"), write_graph=False, profile_batch=0
     )
+    if role is not None:
+        what = "serving the oracle" if role.is_chief else "asking the oracle for trials"
+        print(f"distributed search: {role.tuner_id} {what} at {role.oracle}", flush=True)
     tuner.search(callbacks=[tensorboard])
+    if role is not None and not role.is_chief:
+        ran = ", ".join(tuner.trials_ended) or "none"
+        print(f"{role.tuner_id}: ran trial(s) {ran}; the chief writes the results", flush=True)
+        return TuneResult(None, None, [], tuner)
 
     objective = cfg.tune.objective
     rows = trial_rows(tuner, objective)
@@ -695,6 +771,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
     try:
         cfg = cli.load_args_config(args, extra_overrides=overrides[len(args.overrides) :])
+        tuner_role()  # a half-set KERASTUNER_* environment
     except ConfigError as e:  # before TensorFlow loads
         print(f"error: {e}", file=sys.stderr)
         return 2
