@@ -60,6 +60,7 @@ test-slow: $(STAMP) browser
 	$(PY) -m pytest -q -m slow
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/bench_prep.py
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_infer.py
