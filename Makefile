@@ -65,6 +65,7 @@ test-distributed: $(STAMP)
 	$(PY) -m pytest -q -m "slow or not slow" tests/test_distributed.py
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/bench_prep.py
 	$(PY) benchmarks/bench_prep_beam.py
 	$(PY) benchmarks/bench_frontends.py

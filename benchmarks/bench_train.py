@@ -1,7 +1,9 @@
 """Benchmark training: input-pipeline examples/s (augmentation off / on) and training examples/s per config.
 
     .venv/bin/python benchmarks/bench_train.py [--records DIR | --data DIR] [--batches 60] [--steps 4]
-        [--configs tiny,default,cnn_bilstm,cnn_bilstm_gelu] [--train-only]
+        [--configs tiny,default,cnn_bilstm,cnn_bilstm_gelu,stats_views,NAME@section.key=value;...]
+        [--sections pipeline,noise,train,twins] [--twins default,cnn_bilstm,...] [--rounds 5]
+        [--twin-steps 4] [--threads 2] [--plain-keras]
 
 Records: `--records` (a prep output), else `prep.run` over `--data` (default the
 embedded data/sample) into a temporary directory. The train split is repeated,
@@ -20,20 +22,37 @@ so a small split still gives a steady-state figure.
 - training: each config's model (`fit.compile_model`), `train_on_batch` on a
   batch of its `data.batch_size` records, 2 warm-up steps (trace) then `--steps`
   timed steps. The default config is also measured with `model.first_conv_stride=1`.
-  A `--configs` entry may carry overrides after `@`, `;`-separated, e.g.
-  `waveform@model.waveform_stride=1`. A config with the waveform branch
-  (configs/waveform.toml) needs the waveform in the records: the temporary prep
-  then stores it (`prep.store_waveform`), which changes none of the features.
-  `--train-only` skips the pipeline and noise-bank tables.
 - targets (issue 3): pipeline >= 2,000 examples/s and >= 10x the default
   model's training throughput.
+- Keras vs PyTorch (issue 11): each `--twins` config's model against its
+  PyTorch twin (benchmarks/torch_twin.py, built from the same config: same
+  layers, Adam, loss), batch `data.batch_size` of random inputs, TF and torch
+  both on `--threads` intra-op and inter-op threads. After 2 warm-up steps each,
+  `--rounds` rounds alternate `--twin-steps` Keras steps and as many torch
+  steps (A B A B), so both see the same load; the table gives median examples/s
+  of each and the median of the per-round Keras/PyTorch ratios (target >= 1.2).
+  An entry `NAME:section.key=value;...` adds overrides, e.g.
+  `default:model.activation="gelu_tanh"`. `--plain-keras` also times, in the
+  same rounds, the Keras model built with Keras's own BatchNormalization and
+  Activation layers (what model.py used before its fused layers). Needs torch
+  (`pip install -e '.[bench]'`); without it the section says so and is skipped.
+  torch's OpenMP threads wait passively (`OMP_WAIT_POLICY=PASSIVE`, the
+  default of `--torch-omp-wait`): with libgomp's spinning wait, torch on 2
+  threads ran 7-30x slower than with it on this VM shared with other jobs
+  (load 14-17), which would flatter Keras. TF's own thread pool is not OpenMP.
+
+The last line printed is the figures as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import functools
+import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -46,7 +65,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "data" / "sample"
-CONFIGS = ("tiny", "default", "cnn_bilstm", "cnn_bilstm_gelu")
+CONFIGS = ("tiny", "default", "cnn_bilstm", "cnn_bilstm_gelu", "stats_views")
+TWINS = ("default", "cnn_bilstm", "cnn_bilstm_gelu", "stats_views")  # the shipped model configs
+SECTIONS = ("pipeline", "noise", "train", "twins")
 
 
 def table(title: str, header: list[str], rows: list[list]) -> None:
@@ -95,71 +116,121 @@ def bench_training(records, cfg, steps: int) -> tuple[float, float, int]:
     return batch * steps / c.wall, 1000 * c.cpu / (batch * steps), model.count_params()
 
 
-def train_table(records, variants, steps: int) -> dict[str, float]:
-    """Training throughput per `(config name, overrides)`, printed; {label: examples/s}."""
+@contextlib.contextmanager
+def plain_keras_layers():
+    """Build models with Keras's own BatchNormalization and Activation (model.py before its fused layers)."""
+    import keras
+
+    from deepwave_tf import model as model_lib
+
+    saved = model_lib.FusedBatchNormalization, model_lib.activation_layer
+    model_lib.FusedBatchNormalization = keras.layers.BatchNormalization
+    model_lib.activation_layer = lambda name, layer_name: keras.layers.Activation(
+        model_lib._dense_activation(name), name=layer_name
+    )
+    try:
+        yield
+    finally:
+        model_lib.FusedBatchNormalization, model_lib.activation_layer = saved
+
+
+def parse_twin(item: str) -> tuple[str, list[str]]:
+    """`NAME[:section.key=value;...]` -> (config name, overrides)."""
+    name, _, rest = item.partition(":")
+    return name, [o for o in rest.split(";") if o]
+
+
+def bench_twins(items: list[str], rounds: int, steps: int, plain: bool) -> list[dict]:
+    """Keras model vs its PyTorch twin per config, interleaved; one dict of figures per config."""
+    import tensorflow as tf
+    import torch_twin
+
+    from deepwave_tf import fit
+    from deepwave_tf import model as model_lib
     from deepwave_tf.config import CONFIG_DIR, load_config
 
-    rows, train = [], {}
-    for name, overrides in variants:
+    results = []
+    for item in items:
+        name, overrides = parse_twin(item)
         cfg = load_config(CONFIG_DIR / f"{name}.toml", overrides)
-        ex_s, cpu, params = bench_training(records, cfg, steps)
-        label = name + (f" ({', '.join(overrides)})" if overrides else "")
-        train[label] = ex_s
-        rows.append([label, f"{params:,}", str(cfg.data.batch_size), ex_s, cpu])
-    table(
-        f"training (train_on_batch, {steps} steps after 2 warm-up steps)",
-        ["config", "params", "batch", "examples/s (wall)", "CPU ms/example"],
-        rows,
-    )
-    return train
+        batch = torch_twin.random_batch(cfg, cfg.data.batch_size)
+        mfcc, mel, labels = batch
+        x = {"mfcc": tf.constant(mfcc), "mel": tf.constant(mel)}
+        y = {k: tf.constant(v) for k, v in labels.items()}
+        keras_model = fit.compile_model(model_lib.build_model(cfg), cfg)
+        twin, torch_step = torch_twin.make_trainer(cfg)
+        parity = torch_twin.check_twin(cfg, keras_model, twin, batch)
+        tb = torch_twin.to_torch(*batch)
+        runners = {
+            "keras": functools.partial(keras_model.train_on_batch, x, y),
+            "torch": functools.partial(torch_step, *tb),
+        }
+        if plain:
+            with plain_keras_layers():
+                plain_model = fit.compile_model(model_lib.build_model(cfg), cfg)
+            runners["keras_plain"] = functools.partial(plain_model.train_on_batch, x, y)
+        for run in runners.values():  # trace / first-call allocations
+            for _ in range(2):
+                run()
+        wall = {k: [] for k in runners}
+        cpu = {k: [] for k in runners}
+        n = steps * cfg.data.batch_size
+        for _ in range(rounds):
+            for key, run in runners.items():  # A B A B ...
+                with Clock() as c:
+                    for _ in range(steps):
+                        run()
+                wall[key].append(n / c.wall)
+                cpu[key].append(1000 * c.cpu / n)
+        ratios = [k / t for k, t in zip(wall["keras"], wall["torch"])]
+        row = {
+            "config": item,
+            "params_keras": int(keras_model.count_params()),
+            "params_torch": int(sum(p.numel() for p in twin.parameters())),
+            "parity_max_abs": parity,
+            "batch": cfg.data.batch_size,
+            "rounds": rounds,
+            "steps": steps,
+            **{f"{k}_ex_s": statistics.median(v) for k, v in wall.items()},
+            **{f"{k}_cpu_ms_ex": statistics.median(v) for k, v in cpu.items()},
+            "ratio": statistics.median(ratios),
+            "ratio_min": min(ratios),
+            "ratio_max": max(ratios),
+        }
+        if plain:
+            row["fused_vs_plain"] = statistics.median(
+                k / p for k, p in zip(wall["keras"], wall["keras_plain"])
+            )
+        results.append(row)
+        print(
+            f"  {item}: Keras {row['keras_ex_s']:.1f} ex/s, PyTorch {row['torch_ex_s']:.1f} ex/s, "
+            f"ratio {row['ratio']:.2f} ({row['ratio_min']:.2f}-{row['ratio_max']:.2f}), "
+            f"outputs equal to {row['parity_max_abs']:.0e} with the same weights",
+            flush=True,
+        )
+        del keras_model, twin
+    return results
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=Path, help="an existing prep output")
-    parser.add_argument(
-        "--data", type=Path, default=SAMPLE, help="data dir to prep (default data/sample)"
-    )
-    parser.add_argument("--batches", type=int, default=60, help="timed pipeline batches")
-    parser.add_argument("--steps", type=int, default=4, help="timed training steps per config")
-    parser.add_argument("--configs", default=",".join(CONFIGS))
-    parser.add_argument(
-        "--train-only", action="store_true", help="only the training table (no pipeline, bank)"
-    )
-    args = parser.parse_args(argv)
-
+def set_threads(threads: int, with_torch: bool) -> str:
+    """The same intra-op and inter-op thread counts for TF and (if used) torch; before any op runs."""
     import tensorflow as tf
 
-    from deepwave_tf import prep
-    from deepwave_tf.config import CONFIG_DIR, load_config
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    if not with_torch:
+        return ""
+    try:
+        import torch
+    except ImportError:
+        return "torch is not installed (pip install -e '.[bench]')"
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(threads)
+    return ""
 
-    print(f"# bench_train: {os.cpu_count()} CPUs, TF {tf.__version__}, load avg {os.getloadavg()}")
-    default = load_config(CONFIG_DIR / "default.toml")
-    variants = []  # (label, config)
-    for entry in (e for e in args.configs.split(",") if e):
-        name, _, extra = entry.partition("@")
-        overrides = [o for o in extra.split(";") if o]
-        variants.append((name, overrides))
-        if name == "default" and not overrides:
-            variants.append(("default", ["model.first_conv_stride=1"]))
-    tmp = None
-    records = args.records
-    if records is None:
-        tmp = tempfile.TemporaryDirectory(prefix="bench_train_")
-        records = Path(tmp.name) / "records"
-        wave = any(
-            load_config(CONFIG_DIR / f"{n}.toml", o).model.uses_waveform for n, o in variants
-        )
-        prep_cfg = default.replace(prep=dataclasses.replace(default.prep, store_waveform=wave))
-        with Clock() as c:
-            result = prep.run(prep_cfg, args.data, records, progress=False)
-        print(f"prepped {args.data} -> {records} in {c.wall:.1f}s: {result.counts}")
-    if args.train_only:
-        train_table(records, variants, args.steps)
-        print(f"\nload avg at the end {os.getloadavg()}")
-        return 0
 
-    # Input pipeline alone.
+def section_pipeline(records, default, batches: int) -> dict[str, float]:
+    """Input pipeline alone: examples/s per variant."""
     rows = []
     off = default.replace(
         augment=dataclasses.replace(default.augment, enabled=False, val_mixing=False)
@@ -175,17 +246,20 @@ def main(argv=None) -> int:
         ("val, fixed mixing, synthetic noise only", synthetic, "val", False),
         ("val, plain", off, "val", False),
     ):
-        ex_s, cpu = bench_pipeline(records, cfg, split, training, args.batches)
+        ex_s, cpu = bench_pipeline(records, cfg, split, training, batches)
         rows.append([label, ex_s, cpu])
-    pipeline = {r[0]: r[1] for r in rows}
     table(
-        f"input pipeline (batch {default.data.batch_size}, {args.batches} batches after warm-up)",
+        f"input pipeline (batch {default.data.batch_size}, {batches} batches after warm-up)",
         ["pipeline", "examples/s (wall)", "CPU ms/example"],
         rows,
     )
+    return {r[0]: r[1] for r in rows}
 
-    # Noise bank build (once per pipeline; cached within a process).
+
+def section_noise() -> dict[str, float]:
+    """Noise bank build (once per pipeline; cached within a process): wall s per variant."""
     from deepwave_tf import augment
+    from deepwave_tf.config import CONFIG_DIR, load_config
 
     rows = []
     for name in ("tiny", "default"):
@@ -204,31 +278,201 @@ def main(argv=None) -> int:
         ["config, bank", "entries per part", "wall s", "CPU s"],
         rows,
     )
+    return {r[0]: r[2] for r in rows}
 
-    train = train_table(records, variants, args.steps)
 
-    if "default" in train:
-        on = pipeline["train, augmentation on"]
-        table(
-            "targets",
-            ["target", "measured", "met"],
+def config_variants(configs: str) -> list[tuple[str, list[str]]]:
+    """`--configs` entries `NAME[@section.key=value;...]` -> (config name, overrides);
+    the plain default is also measured with `model.first_conv_stride=1`."""
+    variants = []
+    for entry in (e for e in configs.split(",") if e):
+        name, _, extra = entry.partition("@")
+        overrides = [o for o in extra.split(";") if o]
+        variants.append((name, overrides))
+        if name == "default" and not overrides:
+            variants.append(("default", ["model.first_conv_stride=1"]))
+    return variants
+
+
+def section_train(records, configs: str, steps: int) -> dict[str, float]:
+    """Training throughput per config on records: examples/s per config."""
+    from deepwave_tf.config import CONFIG_DIR, load_config
+
+    rows, train = [], {}
+    variants = config_variants(configs)
+    for name, overrides in variants:
+        cfg = load_config(CONFIG_DIR / f"{name}.toml", overrides)
+        ex_s, cpu, params = bench_training(records, cfg, steps)
+        label = name + (f" ({', '.join(overrides)})" if overrides else "")
+        train[label] = ex_s
+        rows.append([label, f"{params:,}", str(cfg.data.batch_size), ex_s, cpu])
+    table(
+        f"training (train_on_batch, {steps} steps after 2 warm-up steps)",
+        ["config", "params", "batch", "examples/s (wall)", "CPU ms/example"],
+        rows,
+    )
+    return train
+
+
+def section_targets(pipeline: dict[str, float], train: dict[str, float]) -> None:
+    """Issue 3's targets, when both the pipeline and the default's training were measured."""
+    if "default" not in train or "train, augmentation on" not in pipeline:
+        return
+    on, off = pipeline["train, augmentation on"], pipeline["train, augmentation off"]
+    table(
+        "targets",
+        ["target", "measured", "met"],
+        [
+            ["pipeline (augmentation off) >= 2,000 ex/s", f"{off:,.0f}", str(off >= 2000)],
+            ["pipeline (augmentation on) >= 2,000 ex/s", f"{on:,.0f}", str(on >= 2000)],
             [
-                [
-                    "pipeline (augmentation off) >= 2,000 ex/s",
-                    f"{pipeline['train, augmentation off']:,.0f}",
-                    str(pipeline["train, augmentation off"] >= 2000),
-                ],
-                ["pipeline (augmentation on) >= 2,000 ex/s", f"{on:,.0f}", str(on >= 2000)],
-                [
-                    "pipeline (augmentation on) >= 10x default training",
-                    f"{on / train['default']:,.0f}x",
-                    str(on >= 10 * train["default"]),
-                ],
+                "pipeline (augmentation on) >= 10x default training",
+                f"{on / train['default']:,.0f}x",
+                str(on >= 10 * train["default"]),
             ],
+        ],
+    )
+
+
+def section_twins(args) -> list[dict]:
+    """Keras vs PyTorch per shipped config: the side-by-side table."""
+    items = [t for t in args.twins.split(",") if t]
+    print(
+        f"\nKeras vs PyTorch: {args.rounds} rounds x {args.twin_steps} steps per side, "
+        f"{args.threads} threads each"
+    )
+    results = bench_twins(items, args.rounds, args.twin_steps, args.plain_keras)
+    header = [
+        "config",
+        "Keras ex/s",
+        "PyTorch ex/s",
+        "Keras/PyTorch (rounds' range)",
+        "met (>= 1.2)",
+    ]
+    if args.plain_keras:
+        header[2:2] = ["Keras, plain BN/act ex/s"]
+    rows = []
+    for r in results:
+        row = [
+            r["config"],
+            f"{r['keras_ex_s']:,.1f}",
+            f"{r['torch_ex_s']:,.1f}",
+            f"{r['ratio']:.2f} ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})",
+            str(r["ratio"] >= 1.2),
+        ]
+        if args.plain_keras:
+            row[2:2] = [f"{r['keras_plain_ex_s']:,.1f}"]
+        rows.append(row)
+    table(
+        f"Keras vs PyTorch twin (train step, batch {results[0]['batch'] if results else '-'}, "
+        f"random inputs, medians of {args.rounds} alternating rounds)",
+        header,
+        rows,
+    )
+    return results
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=Path, help="an existing prep output")
+    parser.add_argument(
+        "--data", type=Path, default=SAMPLE, help="data dir to prep (default data/sample)"
+    )
+    parser.add_argument("--batches", type=int, default=60, help="timed pipeline batches")
+    parser.add_argument("--steps", type=int, default=4, help="timed training steps per config")
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"which parts to run, of {','.join(SECTIONS)}",
+    )
+    parser.add_argument(
+        "--twins",
+        default=",".join(TWINS),
+        help="configs against their PyTorch twin (NAME[:overrides])",
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="Keras/PyTorch alternations per twin")
+    parser.add_argument(
+        "--twin-steps", type=int, default=4, help="training steps per round and side"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=2, help="TF and torch intra/inter-op threads"
+    )
+    parser.add_argument(
+        "--plain-keras", action="store_true", help="also time Keras's own BN/Activation layers"
+    )
+    parser.add_argument(
+        "--torch-omp-wait",
+        choices=("passive", "active"),
+        default="passive",
+        help="OMP_WAIT_POLICY for torch's OpenMP threads (default passive: see the docstring)",
+    )
+    args = parser.parse_args(argv)
+    # Read when torch's OpenMP runtime loads, so before any import of torch.
+    os.environ["OMP_WAIT_POLICY"] = args.torch_omp_wait.upper()
+    sections = [s for s in args.sections.split(",") if s]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"--sections: unknown {unknown}; choose from {list(SECTIONS)}")
+
+    import tensorflow as tf
+
+    # Before any TF (or torch) op runs: both frameworks get the same thread pools.
+    no_torch = set_threads(args.threads, "twins" in sections)
+
+    from deepwave_tf import prep
+    from deepwave_tf.config import CONFIG_DIR, load_config
+
+    summary: dict = {
+        "cpus": os.cpu_count(),
+        "tf": tf.__version__,
+        "threads": args.threads,
+        "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
+        "load_start": os.getloadavg(),
+    }
+    print(
+        f"# bench_train: {summary['cpus']} CPUs, TF {tf.__version__}, {args.threads} threads, "
+        f"OMP_WAIT_POLICY={summary['omp_wait_policy']}, load avg {summary['load_start']}"
+    )
+    default = load_config(CONFIG_DIR / "default.toml")
+    tmp = None
+    records = args.records
+    if records is None and {"pipeline", "train"} & set(sections):
+        tmp = tempfile.TemporaryDirectory(prefix="bench_train_")
+        records = Path(tmp.name) / "records"
+        # A waveform-branch config (configs/waveform.toml) reads the samples: store them then.
+        wave = "train" in sections and any(
+            load_config(CONFIG_DIR / f"{n}.toml", o).model.uses_waveform
+            for n, o in config_variants(args.configs)
         )
-    print(f"\nload avg at the end {os.getloadavg()}")
+        prep_cfg = default.replace(prep=dataclasses.replace(default.prep, store_waveform=wave))
+        with Clock() as c:
+            result = prep.run(prep_cfg, args.data, records, progress=False)
+        print(f"prepped {args.data} -> {records} in {c.wall:.1f}s: {result.counts}")
+
+    pipeline, train = {}, {}
+    if "pipeline" in sections:
+        summary["pipeline_ex_s"] = pipeline = section_pipeline(records, default, args.batches)
+    if "noise" in sections:
+        summary["noise_bank_wall_s"] = section_noise()
+    if "train" in sections:
+        summary["train_ex_s"] = train = section_train(records, args.configs, args.steps)
+    section_targets(pipeline, train)
+    if "twins" in sections:
+        if no_torch:
+            print(f"\nKeras vs PyTorch: skipped, {no_torch}")
+            summary["twins"] = no_torch
+        else:
+            import torch
+
+            summary["torch"] = torch.__version__
+            summary["twins"] = section_twins(args)
+
+    summary["load_end"] = os.getloadavg()
+    print(f"\nload avg at the end {summary['load_end']}")
     if tmp is not None:
         tmp.cleanup()
+    print(json.dumps(summary))
     return 0
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "configs"
+ACTIVATIONS = ("relu", "gelu", "gelu_tanh")  # model.activation (model.activation_layer)
 
 
 class ConfigError(ValueError):
@@ -377,7 +378,9 @@ class ModelConfig:
     batch_norm: bool = True
     pool_size: int = 2
     conv_pooling: str = "avg"  # global pooling of the last conv block: "avg" | "max" | "avgmax"
-    activation: str = "relu"  # "relu" | "gelu"
+    # "relu" | "gelu" (exact, x * Phi(x)) | "gelu_tanh" (the tanh approximation, as
+    # torch's gelu(approximate="tanh")); the GELUs of the conv blocks train as fused XLA kernels.
+    activation: str = "relu"
     dense_units: int = 64
     dropout: float = 0.3
     head: str = "multilabel"  # "multilabel" | "softmax"
@@ -401,7 +404,7 @@ class ModelConfig:
             raise ConfigError(
                 f"model.branches={list(self.branches)}: choose one or more of {', '.join(BRANCHES)}"
             )
-        _check_choice("model.activation", self.activation, ("relu", "gelu"))
+        _check_choice("model.activation", self.activation, ACTIVATIONS)
         _check_choice("model.head", self.head, ("multilabel", "softmax"))
         _check_choice("model.lstm_pooling", self.lstm_pooling, ("last", "avg", "max", "avgmax"))
         _check_choice("model.conv_pooling", self.conv_pooling, ("avg", "max", "avgmax"))

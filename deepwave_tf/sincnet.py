@@ -218,7 +218,7 @@ class Abs(layers.Layer):
         return ops.abs(x)
 
 
-def waveform_branch(x, m, sample_rate_hz: int, global_pool):
+def waveform_branch(x, m, sample_rate_hz: int, global_pool, activation_layer):
     """waveform branch: decimate -> SincConv -> residual 1-D CNN -> `[batch, features]`.
 
     Args:
@@ -226,6 +226,7 @@ def waveform_branch(x, m, sample_rate_hz: int, global_pool):
         m: `ModelConfig` (its `waveform_*`, `activation`, `conv_pooling`).
         sample_rate_hz: the clip's rate (`features.sample_rate_hz`).
         global_pool: `model._global_pool`, shared with the other branches.
+        activation_layer: `model.activation_layer` (relu, gelu or gelu_tanh as a layer).
     """
     act = m.activation
     y = Decimate(sample_rate_hz // m.waveform_rate_hz, name="waveform_decimate")(x)
@@ -240,18 +241,18 @@ def waveform_branch(x, m, sample_rate_hz: int, global_pool):
     y = Abs(name="sinc_abs")(y)
     y = layers.MaxPooling1D(3, padding="same", name="sinc_pool")(y)
     y = layers.BatchNormalization(name="sinc_bn")(y)
-    y = layers.Activation(act, name=f"sinc_{act}")(y)
+    y = activation_layer(act, f"sinc_{act}")(y)
     for i, channels in enumerate(m.waveform_channels):
         name = f"wave_block_{i}"
         skip = y
         y = layers.Conv1D(channels, 3, padding="same", use_bias=False, name=f"{name}_conv_a")(y)
         y = layers.BatchNormalization(name=f"{name}_bn_a")(y)
-        y = layers.Activation(act, name=f"{name}_{act}_a")(y)
+        y = activation_layer(act, f"{name}_{act}_a")(y)
         y = layers.Conv1D(channels, 3, padding="same", use_bias=False, name=f"{name}_conv_b")(y)
         y = layers.BatchNormalization(name=f"{name}_bn_b")(y)
         if skip.shape[-1] != channels:
             skip = layers.Conv1D(channels, 1, use_bias=False, name=f"{name}_project")(skip)
         y = layers.Add(name=f"{name}_add")([y, skip])
-        y = layers.Activation(act, name=f"{name}_{act}_b")(y)
+        y = activation_layer(act, f"{name}_{act}_b")(y)
         y = layers.MaxPooling1D(3, padding="same", name=f"{name}_pool")(y)
     return global_pool(y, m.conv_pooling, rank=1, name="waveform_pool")

@@ -230,3 +230,109 @@ def test_unknown_branch_is_a_config_error(tiny_cfg):
 
     with pytest.raises(ConfigError, match="model.branches=\\['lstm'\\]: choose one or more of"):
         load_config(CONFIG_DIR / "tiny.toml", ["model.branches=['lstm']"])
+
+
+# --------------------------------------------------------------------------- #
+# Fused layers: GELU kernels and batch norm, against their references
+# --------------------------------------------------------------------------- #
+def _gelu_reference(x, approximate):
+    """numpy GELU and its derivative: tanh form or exact x * Phi(x)."""
+    from scipy.special import erf
+
+    if approximate:
+        c = np.sqrt(2 / np.pi)
+        t = np.tanh(c * (x + 0.044715 * x**3))
+        return 0.5 * x * (1 + t), 0.5 * (1 + t) + 0.5 * x * (1 - t**2) * c * (
+            1 + 3 * 0.044715 * x**2
+        )
+    cdf = 0.5 * (1 + erf(x / np.sqrt(2)))
+    return x * cdf, cdf + x * np.exp(-0.5 * x**2) / np.sqrt(2 * np.pi)
+
+
+@pytest.mark.parametrize("approximate", [True, False], ids=["gelu_tanh", "gelu"])
+def test_gelu_layer_matches_numpy_in_training_and_inference(approximate):
+    import tensorflow as tf
+
+    x64 = np.linspace(-6, 6, 2 * 3 * 5 * 7).reshape(2, 3, 5, 7)
+    want, want_grad = _gelu_reference(x64, approximate)
+    x = tf.constant(x64, tf.float32)
+    layer = model_lib.Gelu(approximate=approximate)
+    for training in (True, False):  # fused XLA kernels / plain ops
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=training)
+        np.testing.assert_allclose(y.numpy(), want, atol=2e-6, err_msg=f"training={training}")
+        grad = tape.gradient(y, x).numpy()
+        # float32: 1 +/- tanh cancels in the tails
+        np.testing.assert_allclose(grad, want_grad, atol=1e-5, err_msg=f"training={training}")
+    if approximate:  # the tanh form differs from the exact one by up to ~1e-3 here
+        assert np.abs(want - _gelu_reference(x64, False)[0]).max() > 1e-4
+
+
+def test_gelu_tanh_config_builds_uses_the_tanh_form_and_reloads(tiny_cfg, tmp_path):
+    cfg = load_config(CONFIG_DIR / "tiny.toml", ["model.activation='gelu_tanh'"])
+    model = model_lib.build_model(cfg)
+    conv_act = model.get_layer("conv_0_gelu_tanh")
+    assert isinstance(conv_act, model_lib.Gelu) and conv_act.approximate
+    assert model.get_layer("dense").activation is model_lib.gelu_tanh
+    z = np.linspace(-4, 4, 9, dtype=np.float32)
+    np.testing.assert_allclose(
+        np.asarray(model_lib.gelu_tanh(z)),
+        _gelu_reference(z.astype(np.float64), True)[0],
+        atol=1e-6,
+    )
+    # the plain `gelu` config keeps the exact form
+    assert not model_lib.build_model(tiny_cfg).get_layer("conv_0_gelu").approximate
+    x = random_inputs(cfg, 3, seed=2)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.get_layer("conv_0_gelu_tanh").approximate
+    want, got = model.predict_on_batch(x), loaded.predict_on_batch(x)
+    for key in LABEL_KEYS:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-6, atol=1e-6)
+
+
+def test_unknown_activation_is_a_config_error_naming_the_choices():
+    from deepwave_tf.config import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        load_config(CONFIG_DIR / "tiny.toml", ["model.activation='swish'"])
+    assert "model.activation='swish' is not one of ('relu', 'gelu', 'gelu_tanh')" in str(err.value)
+
+
+def test_fused_batch_norm_matches_keras_batch_norm():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(4)
+    x = tf.constant(rng.normal(3, 2, (6, 10, 12, 5)).astype(np.float32))
+    ref, fused = keras.layers.BatchNormalization(), model_lib.FusedBatchNormalization()
+    ref.build(x.shape)
+    fused.build(x.shape)
+    weights = [rng.normal(size=v.shape).astype(np.float32) for v in ref.weights]
+    weights[3] = np.abs(weights[3]) + 0.5  # moving variance
+    ref.set_weights(weights)
+    fused.set_weights(weights)
+    assert [w.path for w in fused.weights] == [
+        w.path.replace(ref.name, fused.name) for w in ref.weights
+    ]
+    probe = tf.constant(rng.normal(size=x.shape).astype(np.float32))
+    for training in (True, False):
+        grads = []
+        for layer in (ref, fused):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x, training=training)
+                loss = tf.reduce_sum(y * probe)
+            grads.append(
+                (y.numpy(), *[g.numpy() for g in tape.gradient(loss, [x, layer.gamma, layer.beta])])
+            )
+        for a, b in zip(*grads):
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4, err_msg=f"training={training}")
+        for a, b in zip(ref.weights, fused.weights):  # moving mean/variance updated alike
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-6, atol=1e-6)
+    assert not np.allclose(fused.moving_mean.numpy(), weights[2])  # training did update them
+    # not 4-D NHWC: the Keras computation
+    seq = tf.constant(rng.normal(2, 3, size=(4, 7, 5)).astype(np.float32))
+    ref, fused = keras.layers.BatchNormalization(), model_lib.FusedBatchNormalization()
+    np.testing.assert_allclose(fused(seq, training=True), ref(seq, training=True), atol=1e-5)

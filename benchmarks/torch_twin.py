@@ -1,0 +1,336 @@
+"""A PyTorch twin of `deepwave_tf.model.build_model`, built from the same `Config`.
+
+Only `benchmarks/bench_train.py` uses it, to compare training speed with PyTorch
+layer for layer; torch is in the optional `bench` extra, never a dependency of
+the package or its tests. The twin follows `build_model` section by section, so
+a model option that changes the Keras graph must change this file too;
+`check_twin` (run by the benchmark before timing) compares shapes and trainable
+parameter counts and fails loudly when the two drift.
+
+Layouts are each framework's own: the Keras model reads the mel NHWC
+`[batch, n_mels, frames, 1]`, the twin NCHW `[batch, 1, n_mels, frames]`.
+Both read the MFCC `[batch, frames, n_mfcc]`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deepwave_tf.config import Config, ModelConfig
+
+# Keras's defaults where torch's differ (the values matter for the numbers, not the speed).
+KERAS_BN_EPS = 1e-3
+KERAS_BN_MOMENTUM = 0.01  # torch's momentum = 1 - Keras's 0.99
+KERAS_BCE_EPS = 1e-7
+
+
+def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TF's "same" padding of one axis: (before, after), output ceil(size / stride)."""
+    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def _activation(name: str):
+    if name == "relu":
+        return nn.ReLU()
+    if name == "gelu":
+        return nn.GELU()  # exact (erf), as keras.activations.gelu's default
+    if name == "gelu_tanh":
+        return nn.GELU(approximate="tanh")
+    raise ValueError(f"model.activation={name!r} has no PyTorch twin")
+
+
+class _GlobalPool(nn.Module):
+    """Global "avg" | "max" | "avgmax" (concatenated) pooling over `dims`."""
+
+    def __init__(self, how: str, dims: tuple[int, ...]):
+        super().__init__()
+        self.how, self.dims = how, dims
+
+    def forward(self, x):
+        parts = []
+        if self.how in ("avg", "avgmax"):
+            parts.append(x.mean(dim=self.dims))
+        if self.how in ("max", "avgmax"):
+            parts.append(x.amax(dim=self.dims))
+        return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
+
+
+def _band_statistics(x):
+    """`[batch, time, bands]` -> `[batch, 2 * bands]` (model.BandStatistics)."""
+    mean = x.mean(dim=1)
+    std = torch.sqrt(torch.clamp((x * x).mean(dim=1) - mean * mean, min=1e-8))
+    return torch.cat([mean, std], dim=-1)
+
+
+class MfccBranch(nn.Module):
+    """MFCC branch: (average pool over time) -> stacked BiLSTM -> `[batch, features]`."""
+
+    def __init__(self, m: ModelConfig, n_mfcc: int, num_frames: int):
+        super().__init__()
+        self.m = m
+        # Keras's "same" average pooling: ceil(frames / pool) windows, the padding split as
+        # TF splits it (the smaller half first) and left out of each window's mean.
+        self.pool = None
+        if m.mfcc_time_pool > 1:
+            pad_before = _same_padding(num_frames, m.mfcc_time_pool, m.mfcc_time_pool)[0]
+            self.pool = nn.AvgPool1d(
+                m.mfcc_time_pool, padding=pad_before, ceil_mode=True, count_include_pad=False
+            )
+        self.lstms = nn.ModuleList(
+            nn.LSTM(
+                n_mfcc if i == 0 else 2 * m.lstm_units,
+                m.lstm_units,
+                batch_first=True,
+                bidirectional=True,
+            )
+            for i in range(m.lstm_layers)
+        )
+        self.drop = nn.Dropout(m.lstm_dropout) if m.lstm_dropout > 0 else None
+        self.global_pool = None if m.lstm_pooling == "last" else _GlobalPool(m.lstm_pooling, (1,))
+
+    def forward(self, x):  # [batch, frames, n_mfcc]
+        if self.pool is not None:
+            x = self.pool(x.transpose(1, 2)).transpose(1, 2)
+        h_n = None
+        for lstm in self.lstms:
+            if self.drop is not None:  # Keras's LSTM(dropout=) drops the layer's inputs
+                x = self.drop(x)
+            x, (h_n, _) = lstm(x)
+        if self.global_pool is None:  # Bidirectional(return_sequences=False): both final states
+            return torch.cat([h_n[0], h_n[1]], dim=-1)
+        return self.global_pool(x)
+
+
+class MelBranch(nn.Module):
+    """mel branch: Conv2D (+ BN) + activation (+ max pool) blocks -> global pool.
+
+    Convolutions pad k // 2 on each side: the output size of Keras's "same"
+    (ceil(n / stride)) at the same cost. With a stride, TF pads the odd extra
+    row at the end only, so `exact_padding=True` pads the first conv's input as
+    TF does (an extra copy): the weights-copied parity check needs it, the
+    timing does not.
+    """
+
+    def __init__(self, m: ModelConfig, mel_shape: tuple[int, int], exact_padding: bool = False):
+        super().__init__()
+        self.first_pad = None
+        if exact_padding and m.first_conv_stride > 1:
+            (top, bottom), (left, right) = (
+                _same_padding(n, m.conv_kernel, m.first_conv_stride) for n in mel_shape
+            )
+            self.first_pad = (left, right, top, bottom)
+        if m.conv_kernel % 2 != 1:
+            raise ValueError("the twin pads like Keras's 'same' only for odd model.conv_kernel")
+        blocks, channels = [], 1
+        for i, filters in enumerate(m.conv_filters):
+            block = [
+                # padding k // 2 with stride s gives Keras's "same" output size, ceil(n / s).
+                nn.Conv2d(
+                    channels,
+                    filters,
+                    m.conv_kernel,
+                    stride=m.first_conv_stride if i == 0 else 1,
+                    padding=0 if (i == 0 and self.first_pad) else m.conv_kernel // 2,
+                    bias=not m.batch_norm,
+                )
+            ]
+            if m.batch_norm:
+                block.append(nn.BatchNorm2d(filters, eps=KERAS_BN_EPS, momentum=KERAS_BN_MOMENTUM))
+            block.append(_activation(m.activation))
+            if m.pool_size > 1:
+                block.append(nn.MaxPool2d(m.pool_size, ceil_mode=True))
+            blocks.append(nn.Sequential(*block))
+            channels = filters
+        self.blocks = nn.Sequential(*blocks)
+        self.global_pool = _GlobalPool(m.conv_pooling, (2, 3))
+
+    def forward(self, y):  # [batch, 1, n_mels, frames]
+        if self.first_pad is not None:
+            y = F.pad(y, self.first_pad)
+        return self.global_pool(self.blocks(y))
+
+
+class TorchTwin(nn.Module):
+    """`build_model(cfg)` in PyTorch: `(mfcc, mel)` -> `{"fake", "real"}` probabilities `[batch]`."""
+
+    def __init__(self, cfg: Config, exact_padding: bool = False):
+        super().__init__()
+        m, f = cfg.model, cfg.features
+        self.m = m
+        # Fixed normalisation (identity statistics, as build_model without stats).
+        self.register_buffer("mfcc_mean", torch.zeros(f.n_mfcc))
+        self.register_buffer("mfcc_std", torch.ones(f.n_mfcc))
+        self.register_buffer("mel_mean", torch.zeros(f.n_mels, 1))
+        self.register_buffer("mel_std", torch.ones(f.n_mels, 1))
+        width = 0
+        self.mfcc = MfccBranch(m, f.n_mfcc, f.num_frames) if "mfcc" in m.branches else None
+        if self.mfcc is not None:
+            width += 2 * m.lstm_units * (2 if m.lstm_pooling == "avgmax" else 1)
+        self.mel = MelBranch(m, f.mel_shape, exact_padding) if "mel" in m.branches else None
+        if self.mel is not None:
+            width += m.conv_filters[-1] * (2 if m.conv_pooling == "avgmax" else 1)
+        self.stats = None
+        if "stats" in m.branches:
+            self.stats = nn.Sequential(
+                nn.Linear(2 * (f.n_mels + f.n_mfcc), m.stats_units), _activation(m.activation)
+            )
+            width += m.stats_units
+        # head
+        self.dense = nn.Sequential(nn.Linear(width, m.dense_units), _activation(m.activation))
+        self.dropout = nn.Dropout(m.dropout) if m.dropout > 0 else nn.Identity()
+        self.scores = nn.Linear(m.dense_units, 2)
+
+    def forward(self, mfcc, mel):
+        """mfcc `[batch, frames, n_mfcc]`, mel `[batch, 1, n_mels, frames]`."""
+        mfcc = (mfcc - self.mfcc_mean) / self.mfcc_std
+        mel = (mel - self.mel_mean) / self.mel_std
+        vectors = []
+        if self.mfcc is not None:
+            vectors.append(self.mfcc(mfcc))
+        if self.mel is not None:
+            vectors.append(self.mel(mel))
+        if self.stats is not None:
+            mel_t = mel[:, 0].transpose(1, 2)  # [batch, frames, n_mels]
+            s = torch.cat([_band_statistics(mel_t), _band_statistics(mfcc)], dim=-1)
+            vectors.append(self.stats(s))
+        z = torch.cat(vectors, dim=-1) if len(vectors) > 1 else vectors[0]
+        scores = self.scores(self.dropout(self.dense(z)))
+        if self.m.head == "softmax":  # model.BinaryLogits
+            diff = scores[:, :1] - scores[:, 1:]
+            logits = torch.cat([diff, -diff], dim=-1)
+        else:
+            logits = scores
+        probs = torch.sigmoid(logits)
+        return {"fake": probs[:, 0], "real": probs[:, 1]}
+
+
+def loss_fn(cfg: Config, probs, labels):
+    """`fit.compile_model`'s loss: BCE on `fake` (softmax head) or the sum over both outputs."""
+    keys = ("fake",) if cfg.model.head == "softmax" else ("fake", "real")
+    return sum(
+        F.binary_cross_entropy(probs[k].clamp(KERAS_BCE_EPS, 1 - KERAS_BCE_EPS), labels[k])
+        for k in keys
+    )
+
+
+def make_trainer(cfg: Config):
+    """(twin, one training step `step(mfcc, mel, labels) -> loss`), Adam(`train.learning_rate`)."""
+    twin = TorchTwin(cfg)
+    twin.train()
+    # Keras's Adam epsilon is 1e-7 (torch's 1e-8); the rest of the defaults match.
+    opt = torch.optim.Adam(twin.parameters(), lr=cfg.train.learning_rate, eps=1e-7)
+
+    def step(mfcc, mel, labels):
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(cfg, twin(mfcc, mel), labels)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return twin, step
+
+
+def random_batch(cfg: Config, batch: int, seed: int = 0):
+    """Numpy `(mfcc, mel_nhwc, labels)`: normal inputs, 0/1 labels (as fit feeds them)."""
+    f = cfg.features
+    rng = np.random.default_rng(seed)
+    mfcc = rng.standard_normal((batch, *f.mfcc_shape), dtype=np.float32)
+    mel = rng.standard_normal((batch, *f.mel_shape, 1), dtype=np.float32)
+    labels = {k: rng.integers(0, 2, batch).astype(np.float32) for k in ("fake", "real")}
+    return mfcc, mel, labels
+
+
+def to_torch(mfcc, mel_nhwc, labels):
+    """The numpy batch in the twin's layout (mel NCHW), contiguous."""
+    return (
+        torch.from_numpy(mfcc),
+        torch.from_numpy(np.ascontiguousarray(mel_nhwc.transpose(0, 3, 1, 2))),
+        {k: torch.from_numpy(v) for k, v in labels.items()},
+    )
+
+
+def lstm_extra_biases(m: ModelConfig) -> int:
+    """torch's LSTM has two bias vectors (b_ih, b_hh) where Keras has one: 4 units each."""
+    return 2 * m.lstm_layers * 4 * m.lstm_units if "mfcc" in m.branches else 0
+
+
+def copy_keras_weights(keras_model, twin: TorchTwin) -> None:
+    """Set the twin's parameters and BN statistics to the Keras model's, layer by layer."""
+    m = twin.m
+
+    def put(param, value, transpose=None):
+        value = np.asarray(value)
+        if transpose is not None:
+            value = value.transpose(transpose)
+        if tuple(param.shape) != value.shape:
+            raise AssertionError(f"shape {tuple(param.shape)} in torch, {value.shape} in Keras")
+        with torch.no_grad():
+            param.copy_(torch.from_numpy(np.ascontiguousarray(value)))
+
+    if twin.mel is not None:
+        for i, block in enumerate(twin.mel.blocks):
+            conv = keras_model.get_layer(f"conv_{i}")
+            put(block[0].weight, conv.kernel, (3, 2, 0, 1))  # HWIO -> OIHW
+            if conv.use_bias:
+                put(block[0].bias, conv.bias)
+            if m.batch_norm:
+                bn = keras_model.get_layer(f"conv_{i}_bn")
+                for name, value in zip(
+                    ("weight", "bias", "running_mean", "running_var"),
+                    (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance),
+                ):
+                    put(getattr(block[1], name), value)
+    if twin.mfcc is not None:
+        for i, lstm in enumerate(twin.mfcc.lstms):
+            bi = keras_model.get_layer(f"bilstm_{i}")
+            for suffix, layer in (("", bi.forward_layer), ("_reverse", bi.backward_layer)):
+                cell = layer.cell  # gates i, f, c, o in both frameworks
+                put(getattr(lstm, f"weight_ih_l0{suffix}"), cell.kernel, (1, 0))
+                put(getattr(lstm, f"weight_hh_l0{suffix}"), cell.recurrent_kernel, (1, 0))
+                put(getattr(lstm, f"bias_ih_l0{suffix}"), cell.bias)
+                put(getattr(lstm, f"bias_hh_l0{suffix}"), np.zeros(cell.bias.shape, np.float32))
+    dense = [(twin.dense[0], "dense"), (twin.scores, "scores")]
+    if twin.stats is not None:
+        dense.append((twin.stats[0], "stats_dense"))
+    for linear, name in dense:
+        layer = keras_model.get_layer(name)
+        put(linear.weight, layer.kernel, (1, 0))
+        put(linear.bias, layer.bias)
+
+
+def check_twin(cfg: Config, keras_model, twin: TorchTwin, batch, atol: float = 1e-4) -> float:
+    """Raise if the twin differs from the Keras model; returns the largest output difference.
+
+    Compares the trainable parameter counts, then copies the Keras weights
+    into a fresh twin with TF's padding and compares inference outputs.
+    """
+    k_params = int(sum(np.prod(w.shape) for w in keras_model.trainable_weights))
+    t_params = sum(p.numel() for p in twin.parameters() if p.requires_grad)
+    if t_params - lstm_extra_biases(cfg.model) != k_params:
+        raise AssertionError(
+            f"{cfg.model.name}: the PyTorch twin has {t_params:,} trainable parameters "
+            f"({lstm_extra_biases(cfg.model):,} of them torch's second LSTM bias), the Keras "
+            f"model {k_params:,}: benchmarks/torch_twin.py no longer follows model.build_model"
+        )
+    mfcc, mel, _ = batch
+    exact = TorchTwin(cfg, exact_padding=True)
+    copy_keras_weights(keras_model, exact)
+    exact.eval()
+    with torch.no_grad():
+        got = exact(*to_torch(mfcc, mel, {})[:2])
+    want = keras_model({"mfcc": mfcc, "mel": mel}, training=False)
+    worst = 0.0
+    for key, value in got.items():
+        diff = np.abs(value.numpy() - np.asarray(want[key]))
+        worst = max(worst, float(diff.max()))
+    if worst > atol:
+        raise AssertionError(
+            f"{cfg.model.name}: the PyTorch twin's outputs differ from the Keras model's by "
+            f"{worst:.2e} (> {atol}) with the same weights: benchmarks/torch_twin.py no longer "
+            "follows model.build_model"
+        )
+    return worst
