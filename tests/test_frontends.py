@@ -186,3 +186,17 @@ def test_shipped_front_end_configs_build(path):
     f = cfg.features
     assert {k: tuple(v.shape[1:]) for k, v in model.input.items()} == model_lib.input_shapes(f)
     assert set(model.input) == set(f.feature_keys)
+
+
+@pytest.mark.parametrize("name", ["stats_linear"])
+def test_shipped_candidates_on_other_front_ends_build(name):
+    """Candidate configs on another front-end build and take exactly their stored tensors."""
+    from deepwave_tf import model as model_lib
+
+    cfg = load_config(CONFIG_DIR / f"{name}.toml")
+    assert cfg.features.feature_keys != ("mfcc", "mel")
+    model = model_lib.build_model(cfg)
+    assert set(model.input) == set(cfg.features.feature_keys)
+    assert {k: tuple(v.shape[1:]) for k, v in model.input.items()} == model_lib.input_shapes(
+        cfg.features
+    )
