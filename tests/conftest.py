@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,36 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = REPO / "data" / "sample"
+
+
+@pytest.fixture(scope="session")
+def bare_tensorflow():
+    """`run(script, *args, cwd=DIR, blocked=(...))` -> the JSON of the script's last stdout line.
+
+    Runs `python -c script args...` in a fresh process where keras, tensorflow_io and
+    deepwave_tf cannot be imported (a stub package of each name raises ImportError):
+    plain TensorFlow only, as a TF Serving user has. Fails the test with the process's
+    stderr when it exits non-zero.
+    """
+
+    def run(script: str, *args: str, cwd: Path, blocked=("keras", "tensorflow_io", "deepwave_tf")):
+        stubs = Path(cwd) / "blocked"
+        for name in blocked:
+            (stubs / name).mkdir(parents=True, exist_ok=True)
+            (stubs / name / "__init__.py").write_text(f"raise ImportError('{name} is blocked')\n")
+        env = {**os.environ, "PYTHONPATH": str(stubs), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        proc = subprocess.run(
+            [sys.executable, "-c", script, *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=cwd,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    return run
 
 
 @pytest.fixture(scope="session")

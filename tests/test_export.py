@@ -406,7 +406,9 @@ print(json.dumps({
 """
 
 
-def test_loads_in_fresh_process_without_keras_tfio_or_package(export_dir, metadata, tmp_path):
+def test_loads_in_fresh_process_without_keras_tfio_or_package(
+    export_dir, metadata, tmp_path, bare_tensorflow
+):
     """Stock TensorFlow only: keras, tensorflow_io and deepwave_tf cannot even be imported.
 
     `import tensorflow` itself imports keras when it is installed; a package of the same
@@ -415,23 +417,7 @@ def test_loads_in_fresh_process_without_keras_tfio_or_package(export_dir, metada
     """
     import tensorflow as tf
 
-    blocked = tmp_path / "blocked"
-    for name in ("keras", "tensorflow_io", "deepwave_tf"):
-        (blocked / name).mkdir(parents=True)
-        (blocked / name / "__init__.py").write_text(
-            f"raise ImportError('{name} is blocked in this test')\n"
-        )
-    env = {**os.environ, "PYTHONPATH": str(blocked), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS, str(export_dir)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    got = bare_tensorflow(FRESH_PROCESS, export_dir, cwd=tmp_path)
     assert got["modules"] == []
     assert got["labels"] == ["fake", "real"]
     assert got["temperatures"] == metadata["temperatures"]
@@ -551,7 +537,7 @@ print(json.dumps({
 
 
 def test_waveform_branch_export_matches_keras_in_a_bare_tensorflow_process(
-    tmp_path_factory, waveform_records, wave_cfg
+    tmp_path_factory, waveform_records, wave_cfg, bare_tensorflow
 ):
     """serving is unchanged (raw waveform in); each window's samples reach the branch."""
     import keras
@@ -574,21 +560,7 @@ def test_waveform_branch_export_matches_keras_in_a_bare_tensorflow_process(
     wav[1] += (0.3 * np.sin(2 * np.pi * 3000 * t)).astype(np.float32)
     np.save(base / "wav.npy", wav)
 
-    blocked = base / "blocked"
-    for name in ("keras", "tensorflow_io", "deepwave_tf"):
-        (blocked / name).mkdir(parents=True)
-        (blocked / name / "__init__.py").write_text(f"raise ImportError('{name} is blocked')\n")
-    env = {**os.environ, "PYTHONPATH": str(blocked), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run(
-        [sys.executable, "-c", FRESH_WAVEFORM, str(out_dir), str(base / "wav.npy")],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=base,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    got = bare_tensorflow(FRESH_WAVEFORM, out_dir, base / "wav.npy", cwd=base)
     assert got["modules"] == []
     assert got["feature_inputs"] == ["mel", "mfcc", "waveform"]
 

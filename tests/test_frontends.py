@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -87,7 +84,7 @@ def sample_slice(tmp_path_factory, sample_dir):
     return _slice_of_sample(sample_dir, tmp_path_factory.mktemp("slice") / "data")
 
 
-def test_prep_fit_export_round_trip(sample_slice, tmp_path):
+def test_prep_fit_export_round_trip(sample_slice, tmp_path, bare_tensorflow):
     import tensorflow as tf
 
     cfg = load_config(CONFIG_DIR / "tiny.toml", [*TINY, *LFCC_PHASE])
@@ -119,10 +116,10 @@ def test_prep_fit_export_round_trip(sample_slice, tmp_path):
     model = fit.run(cfg, out, run_dir, verbose=0)
     assert set(model.input) == {"lfcc", "phase"}
     export_dir = export.run(run_dir, verbose=False)  # reloads and checks parity itself
-    _bare_process_matches_keras(export_dir, run_dir, cfg, tmp_path)
+    _bare_process_matches_keras(export_dir, run_dir, cfg, tmp_path, bare_tensorflow)
 
 
-def test_untrained_linear_export_matches_in_a_bare_process(tmp_path):
+def test_untrained_linear_export_matches_in_a_bare_process(tmp_path, bare_tensorflow):
     import keras
 
     from deepwave_tf import model as model_lib
@@ -135,10 +132,10 @@ def test_untrained_linear_export_matches_in_a_bare_process(tmp_path):
     cfg.save(run_dir)
     # no records: no calibration, parity on synthetic clips only
     export_dir = export.run(run_dir, calibrate=False, verbose=False)
-    _bare_process_matches_keras(export_dir, run_dir, cfg, tmp_path)
+    _bare_process_matches_keras(export_dir, run_dir, cfg, tmp_path, bare_tensorflow)
 
 
-def _bare_process_matches_keras(export_dir, run_dir, cfg, tmp_path):
+def _bare_process_matches_keras(export_dir, run_dir, cfg, tmp_path, bare_tensorflow):
     """A bare TensorFlow process (no keras, no deepwave_tf) gives the Keras model's numbers."""
     import tensorflow as tf
 
@@ -150,17 +147,7 @@ def _bare_process_matches_keras(export_dir, run_dir, cfg, tmp_path):
     rng = np.random.default_rng(0)
     wav = (0.1 * rng.standard_normal((2, f.num_samples))).astype(np.float32)
     np.save(tmp_path / "wav.npy", wav)
-    blocked = tmp_path / "blocked"
-    for module in ("keras", "tensorflow_io", "deepwave_tf"):
-        (blocked / module).mkdir(parents=True)
-        (blocked / module / "__init__.py").write_text(f"raise ImportError('{module} blocked')\n")
-    env = {**os.environ, "PYTHONPATH": str(blocked), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run(
-        [sys.executable, "-c", BARE_PROCESS, str(export_dir), str(tmp_path / "wav.npy")],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    got = bare_tensorflow(BARE_PROCESS, export_dir, tmp_path / "wav.npy", cwd=tmp_path)
     assert got["modules"] == []
     assert got["feature_inputs"] == sorted(f.feature_keys)
     x = features.model_inputs(features.compute_features(tf.constant(wav), f))

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -55,26 +52,14 @@ def test_signature_and_metadata(text_run):
     assert meta["config"]["model"]["embedding_dim"] == 16
 
 
-def test_loads_in_bare_tensorflow(text_run, tmp_path):
+def test_loads_in_bare_tensorflow(text_run, tmp_path, bare_tensorflow):
     """A fresh process where keras and deepwave_tf cannot be imported serves the export."""
     import tensorflow as tf
 
     _, export_dir = text_run
-    blocked = tmp_path / "blocked"
-    for name in ("keras", "deepwave_tf"):
-        (blocked / name).mkdir(parents=True)
-        (blocked / name / "__init__.py").write_text(f"raise ImportError('{name} is blocked')\n")
-    env = {**os.environ, "PYTHONPATH": str(blocked), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS, str(export_dir), json.dumps(TEXTS)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
+    got = bare_tensorflow(
+        FRESH_PROCESS, export_dir, json.dumps(TEXTS), cwd=tmp_path, blocked=("keras", "deepwave_tf")
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["modules"] == [] and got["labels"] == ["book", "prompt"]
     here = tf.saved_model.load(str(export_dir)).signatures["serving_default"]
     np.testing.assert_allclose(got["p"], here(text=tf.constant(TEXTS))["probability"], atol=1e-6)
