@@ -85,6 +85,12 @@ WAVE_TINY = [  # tiny.toml with a small waveform branch beside the stats branch
 
 
 @pytest.fixture(scope="session")
+def wave_overrides() -> list[str]:
+    """The `--set` overrides that turn tiny.toml into `wave_cfg` (tests add their own after them)."""
+    return list(WAVE_TINY)
+
+
+@pytest.fixture(scope="session")
 def wave_cfg():
     from deepwave_tf.config import load_config
 

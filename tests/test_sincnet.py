@@ -9,16 +9,6 @@ import pytest
 from deepwave_tf import sincnet
 from deepwave_tf.config import REPO_ROOT, ConfigError, load_config
 
-WAVE_TINY = [  # a waveform branch small enough for tests
-    "model.branches=['waveform']",
-    "augment.enabled=false",
-    "augment.val_mixing=false",
-    "model.waveform_filters=8",
-    "model.waveform_kernel_samples=33",
-    "model.waveform_channels=[4, 8]",
-    "model.waveform_stride=4",
-]
-
 
 def response_db(kernel: np.ndarray, rate: float, n_fft: int = 8192):
     """|H(f)| in dB of one `[K]` kernel, with its frequencies in Hz."""
@@ -128,13 +118,13 @@ def test_decimate_keeps_the_speech_band_and_removes_what_would_alias():
     assert np.asarray(sincnet.Decimate(1)(np.ones((1, 7), np.float32))).shape == (1, 7, 1)
 
 
-def test_model_with_the_waveform_branch_alone_and_beside_stats(tiny_cfg):
+def test_model_with_the_waveform_branch_alone_and_beside_stats(tiny_cfg, wave_overrides):
     from deepwave_tf import model as model_lib
 
     f = tiny_cfg.features
     for branches, extra in ((["waveform"], ()), (["waveform", "stats"], ("stats_dense",))):
         cfg = load_config(
-            REPO_ROOT / "configs" / "tiny.toml", [*WAVE_TINY, f"model.branches={branches}"]
+            REPO_ROOT / "configs" / "tiny.toml", [*wave_overrides, f"model.branches={branches}"]
         )
         model = model_lib.build_model(cfg)
         assert sorted(model.input) == ["mel", "mfcc", "waveform"]
@@ -152,16 +142,16 @@ def test_model_with_the_waveform_branch_alone_and_beside_stats(tiny_cfg):
     assert "waveform" not in model_lib.build_model(tiny_cfg).input
 
 
-def test_config_refuses_what_the_branch_cannot_do():
+def test_config_refuses_what_the_branch_cannot_do(wave_overrides):
     tiny = REPO_ROOT / "configs" / "tiny.toml"
     with pytest.raises(ConfigError, match="set augment.enabled = false and augment.val_mixing"):
         load_config(tiny, ["model.branches=['waveform']"])
     with pytest.raises(ConfigError, match="augment.val_mixing = false"):
         load_config(tiny, ["model.branches=['waveform']", "augment.enabled=false"])
     with pytest.raises(ConfigError, match="waveform_rate_hz=24000 must divide"):
-        load_config(tiny, [*WAVE_TINY, "model.waveform_rate_hz=24000"])
+        load_config(tiny, [*wave_overrides, "model.waveform_rate_hz=24000"])
     with pytest.raises(ConfigError, match="waveform_kernel_samples=128 must be odd"):
-        load_config(tiny, [*WAVE_TINY, "model.waveform_kernel_samples=128"])
+        load_config(tiny, [*wave_overrides, "model.waveform_kernel_samples=128"])
     with pytest.raises(ConfigError, match="mfcc, mel, stats, waveform"):
         load_config(tiny, ["model.branches=['raw']"])
     # The shipped candidates load.
