@@ -381,8 +381,9 @@ class ModelConfig:
     # "relu" | "gelu" (exact, x * Phi(x)) | "gelu_tanh" (the tanh approximation, as
     # torch's gelu(approximate="tanh")); the GELUs of the conv blocks train as fused XLA kernels.
     activation: str = "relu"
-    dense_units: int = 64
+    dense_units: int = 64  # the head's hidden layer; 0 = none (the head is then linear)
     dropout: float = 0.3
+    l2: float = 0.0  # L2 penalty on the dense layers' kernels (0 = none)
     head: str = "multilabel"  # "multilabel" | "softmax"
     # What feeds the head: "mfcc" (the BiLSTM), "mel" (the CNN), "stats" (per-band mean
     # and std over time of the normalised log-mel and MFCC through one dense layer: what a
@@ -390,6 +391,8 @@ class ModelConfig:
     # "waveform": SincNet-style learnable band-pass filters on the raw waveform, then a
     # 1-D residual CNN (`sincnet.py`); the model then also takes the clip's samples.
     branches: tuple[str, ...] = ("mfcc", "mel")
+    # Units of the stats branch's dense layer; 0 = none: the statistics, standardised
+    # (batch norm without scale or offset, as a StandardScaler), go to the head as they are.
     stats_units: int = 64
     # waveform branch (used only when "waveform" is in branches):
     waveform_rate_hz: int = 16000  # the branch decimates the clip to this rate in-graph first
@@ -412,6 +415,8 @@ class ModelConfig:
             raise ConfigError("model.conv_filters needs at least one block")
         if self.first_conv_stride < 1:
             raise ConfigError("model.first_conv_stride must be >= 1")
+        if self.stats_units < 0 or self.dense_units < 0 or self.l2 < 0:
+            raise ConfigError("model.stats_units, model.dense_units and model.l2 must be >= 0")
         if self.waveform_kernel_samples < 3 or self.waveform_kernel_samples % 2 == 0:
             raise ConfigError(
                 f"model.waveform_kernel_samples={self.waveform_kernel_samples} must be odd and "

@@ -245,6 +245,11 @@ def _dense_activation(name: str):
     return gelu_tanh if name == "gelu_tanh" else name
 
 
+def _l2(m):
+    """`model.l2` as a kernel regulariser (None when 0, so default models are unchanged)."""
+    return keras.regularizers.L2(m.l2) if m.l2 else None
+
+
 def _normalization(stats: Mapping[str, Any] | None, key: str, size: int, axis: int, name: str):
     """Fixed (non-adapted) normalisation from prep's train statistics."""
     if stats and key in stats:
@@ -330,11 +335,16 @@ def build_model(cfg: Config, stats: Mapping[str, Any] | None = None) -> keras.Mo
                 bands = layers.Reshape(f.feature_shape(key), name=f"{key}_bands")(normed[key])
                 per_key.append(BandStatistics(axis=2, name=f"{key}_stats")(bands))
         s = layers.Concatenate(name="band_stats")(per_key) if len(per_key) > 1 else per_key[0]
-        vectors.append(
-            layers.Dense(
-                m.stats_units, activation=_dense_activation(m.activation), name="stats_dense"
+        if m.stats_units:
+            s = layers.Dense(
+                m.stats_units,
+                activation=_dense_activation(m.activation),
+                kernel_regularizer=_l2(m),
+                name="stats_dense",
             )(s)
-        )
+        else:  # standardised statistics straight to the head (a linear model on them)
+            s = layers.BatchNormalization(center=False, scale=False, name="stats_standardize")(s)
+        vectors.append(s)
     if m.uses_waveform:
         # waveform branch: SincNet band-passes on the raw samples -> residual 1-D CNN.
         inputs[WAVEFORM] = keras.Input(shape=(f.num_samples,), name=WAVEFORM)
@@ -346,10 +356,16 @@ def build_model(cfg: Config, stats: Mapping[str, Any] | None = None) -> keras.Mo
 
     # head: concatenate -> dense -> two binary logits -> probabilities.
     z = layers.Concatenate(name="concat")(vectors) if len(vectors) > 1 else vectors[0]
-    z = layers.Dense(m.dense_units, activation=_dense_activation(m.activation), name="dense")(z)
+    if m.dense_units:
+        z = layers.Dense(
+            m.dense_units,
+            activation=_dense_activation(m.activation),
+            kernel_regularizer=_l2(m),
+            name="dense",
+        )(z)
     if m.dropout > 0:
         z = layers.Dropout(m.dropout, name="dropout")(z)
-    scores = layers.Dense(2, name="scores")(z)
+    scores = layers.Dense(2, kernel_regularizer=_l2(m), name="scores")(z)
     logits = BinaryLogits(m.head, name=LOGITS)(scores)
     outputs = {
         key: layers.Activation("sigmoid", name=key)(Column(i, name=f"{key}_logit")(logits))

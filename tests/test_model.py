@@ -66,8 +66,10 @@ def test_every_config_builds_with_the_contract_names_and_shapes(name, sample_rec
     if "mel" in cfg.model.branches:
         filters = [model.get_layer(f"conv_{i}").filters for i in range(len(cfg.model.conv_filters))]
         assert filters == list(cfg.model.conv_filters)
-    if "stats" in cfg.model.branches:
+    if "stats" in cfg.model.branches and cfg.model.stats_units:
         assert model.get_layer("stats_dense").units == cfg.model.stats_units
+    elif "stats" in cfg.model.branches:  # stats_lr.toml: standardised statistics, no dense layer
+        assert model.get_layer("stats_standardize").output.shape == (None, 2 * (128 + 40))
 
 
 def train_one_step(name, records_dir):
@@ -229,6 +231,46 @@ def test_front_ends_feed_the_branches(sequence, image, inputs, layers, tiny_cfg)
     assert {k: tuple(v.shape) for k, v in out.items()} == {k: (2,) for k in LABEL_KEYS}
     reloaded = keras.models.model_from_json(model.to_json())
     assert [w.shape for w in reloaded.weights] == [w.shape for w in model.weights]
+
+
+def test_linear_stats_head_is_an_l2_logistic_regression_on_standardised_statistics(tiny_cfg):
+    # stats_units = dense_units = 0: logits = W . standardise(band statistics) + b, exactly
+    m = dataclasses.replace(
+        tiny_cfg.model, branches=("stats",), stats_units=0, dense_units=0, dropout=0.0, l2=0.01
+    )
+    cfg = tiny_cfg.replace(model=m)
+    model = model_lib.build_model(cfg)
+    names = {layer.name for layer in model.layers}
+    assert "stats_dense" not in names and "dense" not in names and "dropout" not in names
+    scores = model.get_layer("scores")
+    assert scores.kernel.shape == (2 * (128 + 40), 2)
+    rng = np.random.default_rng(1)
+    scores.kernel.assign(rng.normal(size=scores.kernel.shape).astype(np.float32))
+    scores.bias.assign([0.5, -0.25])
+    norm = model.get_layer("stats_standardize")
+    norm.moving_mean.assign(rng.normal(size=336).astype(np.float32))
+    norm.moving_variance.assign(rng.uniform(0.5, 2.0, size=336).astype(np.float32))
+    x = random_inputs(cfg, 3)
+    stats = keras.Model(model.input, model.get_layer("band_stats").output)(x)
+    z = (np.asarray(stats) - norm.moving_mean.numpy()) / np.sqrt(
+        norm.moving_variance.numpy() + norm.epsilon
+    )
+    logits = z @ scores.kernel.numpy() + scores.bias.numpy()
+    out = model(x)
+    np.testing.assert_allclose(
+        np.asarray(out["fake"]), 1 / (1 + np.exp(-logits[:, 0])), rtol=1e-4, atol=1e-5
+    )
+    # the L2 penalty is on the kernel only: 0.01 * sum(w^2)
+    (penalty,) = model.losses
+    np.testing.assert_allclose(float(penalty), 0.01 * np.sum(scores.kernel.numpy() ** 2), rtol=1e-5)
+    assert not model_lib.build_model(tiny_cfg).losses  # default models carry no penalty
+
+
+def test_negative_head_sizes_are_a_config_error():
+    from deepwave_tf.config import ConfigError
+
+    with pytest.raises(ConfigError, match="model.stats_units, model.dense_units and model.l2"):
+        load_config(CONFIG_DIR / "tiny.toml", ["model.l2=-1"])
 
 
 def test_unknown_branch_is_a_config_error(tiny_cfg):
