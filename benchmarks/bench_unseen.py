@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_unseen.py --config configs/default.toml [--config F2 ...]
         [--seeds 2] [--epochs 10] [--folds all|NAME,NAME] [--data DEV] [--modern DIR]
-        [--work runs/unseen] [--no-full] [--set section.key=value ...]
+        [--work runs/unseen] [--no-full] [--val-holdout none|auto] [--set section.key=value ...]
 
 For every fold of `protocol.FOLDS` (families held out together), prep writes the dev
 corpus with `prep.holdout` = the fold's families: their clips, the real clips of
@@ -22,6 +22,12 @@ Beside the folds:
 - the baseline every config must beat: a logistic regression on per-band mean/std of
   the same log-mel and MFCC (`protocol.fit_stats_baseline`), per fold and full, from the
   first config that stores them (if none does, of the first config's front-end tensors).
+
+`--val-holdout auto`: model selection and calibration on generators training never saw.
+Each fold's (and `full`'s) val split holds one more family, outside the fold
+(`protocol.val_holdout_for`: rhvoice, or mbrola for the fold that holds rhvoice out),
+with its speakers' real clips (`prep.val_holdout`); that family is then in neither
+train nor the fold's unseen split. Its runs and records are kept apart (`+valho`).
 
 Configs of different front-ends (`[features] sequence / image`) each get their own
 records, fold and evaluation sets alike; prep runs in a child process.
@@ -207,7 +213,7 @@ def devtest_score(model, cfg, rec: Path, test_rec: Path, labels) -> dict:
 def baseline(cfg, fold: str, rec: Path, extra: dict, work: Path) -> dict:
     from deepwave_tf import protocol
 
-    path = work / "baseline" / f"{fold}-{prep_key(cfg)}.json"
+    path = work / "baseline" / f"{rec.name}.json"  # {fold}-{prep key}[+valho-...]
     if path.is_file():
         return json.loads(path.read_text())
     train = protocol.split_statistics(rec, "train", cfg)
@@ -265,6 +271,12 @@ def main(argv=None) -> int:
     parser.add_argument("--no-full", action="store_true", help="skip the full-data runs")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument(
+        "--val-holdout",
+        choices=("none", "auto"),
+        default="none",
+        help="auto: a generator-disjoint val split per fold (protocol.val_holdout_for)",
+    )
+    parser.add_argument(
         "--baseline-only", action="store_true", help="prep the folds and fit the LR baseline only"
     )
     args = parser.parse_args(argv)
@@ -282,7 +294,8 @@ def main(argv=None) -> int:
     configs = {}
     for path in args.config:
         cfg = load_config(path, [*args.overrides, f"train.epochs={args.epochs}"])
-        configs[f"{path.stem}-{_hash(cfg.to_dict())}"] = cfg
+        suffix = "+valho" if args.val_holdout == "auto" else ""
+        configs[f"{path.stem}{suffix}-{_hash(cfg.to_dict())}"] = cfg
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     print(
         f"# bench_unseen: {len(configs)} config(s) x {len(seeds)} seed(s) x "
@@ -336,13 +349,12 @@ def main(argv=None) -> int:
     for fold in plan:
         for name, cfg in configs.items():
             held = protocol.FOLDS.get(fold, ())
-            rec = ensure_records(
-                cfg,
-                args.data,
-                work / "records" / f"{fold}-{prep_key(cfg)}",
-                ["train"],
-                holdout=held,
-            )
+            split = {"holdout": held}
+            records_name = f"{fold}-{prep_key(cfg)}"
+            if args.val_holdout == "auto":
+                split["val_holdout"] = protocol.val_holdout_for(fold)
+                records_name += "+valho-" + "-".join(split["val_holdout"])
+            rec = ensure_records(cfg, args.data, work / "records" / records_name, ["train"], **split)
             dropped = [v for v in cfg.vocode.vocoders if v in held]
             if dropped:
                 dropped_note[(name, fold)] = dropped

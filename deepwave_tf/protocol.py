@@ -32,6 +32,16 @@ FOLDS: dict[str, tuple[str, ...]] = {
     "formant+clustergen": ("flite", "espeak-ng", "pico"),
 }
 
+# Generator-disjoint validation inside the protocol (`bench_unseen.py --val-holdout auto`):
+# each fold's val split takes the first of these families that the fold does not hold out.
+VAL_HOLDOUT_FAMILIES: tuple[str, ...] = ("rhvoice", "mbrola")
+
+
+def val_holdout_for(fold: str) -> tuple[str, ...]:
+    """The family a fold's generator-disjoint val split holds (`full`: the first one)."""
+    held = set(FOLDS.get(fold, ()))
+    return (next(f for f in VAL_HOLDOUT_FAMILIES if f not in held),)
+
 
 def read_split(records_dir: str | Path, split: str, cfg, batch_size: int = 64):
     """Yield `(ids, generators, features, targets)` batches of a split in shard order.

@@ -33,6 +33,14 @@ def test_folds_partition_the_dev_families(sample_dir):
     assert gens <= DEV_FAMILIES
 
 
+def test_val_holdout_family_is_a_dev_family_outside_each_fold():
+    assert protocol.val_holdout_for("hts") == ("mbrola",)  # hts holds rhvoice out
+    assert protocol.val_holdout_for("full") == ("rhvoice",)
+    for fold, held in protocol.FOLDS.items():
+        (family,) = protocol.val_holdout_for(fold)
+        assert family in DEV_FAMILIES and family not in held
+
+
 def test_band_statistics_shape_and_values():
     rng = np.random.default_rng(0)
     mfcc = rng.normal(size=(2, 313, 40))
