@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_calibration.py --run-dir runs/demo --records tfrecords/sample \
         --data data/sample [--set export.calibration_min_clips=10] [--methods auto,none,temperature,platt]
+        [--passes 1,4]
 
 For each `export.calibration` in `--methods` the run is exported again (into a
 temporary directory, the run's own exports are left alone) with that method and
@@ -11,6 +12,9 @@ real), on validation the mean ECE before -> after (from the export's metadata),
 and on test the mean ECE, mean Brier and challenge score before -> after
 calibration. Same model, same clips, one process: the rows compare only the
 calibration.
+
+`--passes 1,4` repeats the table for each `export.calibration_passes` (how many
+differently mixed passes over the validation split the fit sees).
 
 `make demo` trains on 108 clips and validates on 12: below the default guard
 (100 clips) every method keeps `none`; `--set export.calibration_min_clips=10`
@@ -35,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=Path, default=None, help="default: the run's records")
     parser.add_argument("--data", type=Path, required=True, help="test.csv, test_labels.csv")
     parser.add_argument("--methods", default="auto,none,temperature,platt")
+    parser.add_argument(
+        "--passes",
+        default="",
+        help="comma list of export.calibration_passes to compare (default: the config's)",
+    )
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args(argv)
 
@@ -45,20 +54,31 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for method in args.methods.split(","):
+        variants = [
+            (method, passes)
+            for passes in (args.passes.split(",") if args.passes else [""])
+            for method in args.methods.split(",")
+        ]
+        for method, passes in variants:
             start = time.perf_counter()
+            label = method + (f", {passes} passes" if passes else "")
+            tag = f"{method}-{passes or 'cfg'}"
             out = export.run(
                 args.run_dir,
-                out_dir=Path(tmp) / method,
+                out_dir=Path(tmp) / tag,
                 records=args.records,
-                overrides=[f"export.calibration={method}", *args.overrides],
+                overrides=[
+                    f"export.calibration={method}",
+                    *([f"export.calibration_passes={passes}"] if passes else []),
+                    *args.overrides,
+                ],
                 verbose=False,
             )
             meta = serving.read_metadata(out)["calibration"]
             result = evaluate.run(
                 args.data,
                 args.data / "test_labels.csv",
-                Path(tmp) / f"eval-{method}",
+                Path(tmp) / f"eval-{tag}",
                 model=out,
                 progress=False,
                 plots=False,
@@ -78,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             rows.append(
                 [
-                    method,
+                    label,
                     kept,
                     f"{meta['n_val']}",
                     f"{val_before:.4f} -> {val_after:.4f}",
@@ -89,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 ]
             )
             for w in meta["warnings"]:
-                print(f"[{method}] warning: {w}", flush=True)
+                print(f"[{label}] warning: {w}", flush=True)
     _common.table(
         f"Calibration of {args.run_dir} (test: {args.data}, {result['n']} clips; "
         f"overrides: {' '.join(args.overrides) or 'none'})",

@@ -189,8 +189,8 @@ def devtest_score(model, cfg, rec: Path, test_rec: Path, labels) -> dict:
     from deepwave_tf import calibration, export, metrics, protocol
     from deepwave_tf.model import logits_model
 
-    val_logits, val_targets = export.validation_logits(logits_model(model), rec, cfg)
-    cal = export.fit_calibration(val_logits, val_targets, cfg.model.head, cfg.export)
+    val_logits, val_targets, clips = export.calibration_set(logits_model(model), rec, cfg)
+    cal = export.fit_calibration(val_logits, val_targets, cfg.model.head, cfg.export, clips)
     s = protocol.score_split(model, test_rec, "test", cfg)
     probs = calibration.apply_affine(s["logits"], cal.scale, cal.bias)
     y = np.array([labels[i] for i in s["ids"]])

@@ -25,6 +25,14 @@ clips, and test ECE went from 0.06 to 0.14). So `fit_calibration`
    the paired per-clip differences (the one-standard-error rule), so a method
    is kept only when it helps out of fold.
 
+Several rows per clip: with `augment.val_mixing` each validation clip is mixed
+anew in each of `export.calibration_passes` passes (other second voices, noise,
+levels), so the fit sees the mixing distribution instead of one draw of it (one
+pass of ~180 clips made the one-SE rule keep `none` for an output whose test ECE
+a temperature halved). `clips` names each row's clip: the clip count is what the
+guard counts, folds keep a clip's rows together, and the standard error is taken
+over clips (their rows' losses summed), never over correlated rows.
+
 Log loss is the criterion (a proper scoring rule, smooth, and far less noisy
 than a 10-bin ECE on a fold of a few dozen clips); the out-of-fold Brier and
 ECE are reported next to it.
@@ -436,11 +444,14 @@ def fit_calibration(
     prior_strength: float = 2.0,
     labels: Sequence[str] = metrics.LABEL_KEYS,
     seed: int = 0,
+    clips: Any = None,
 ) -> Fitted:
     """Choose and fit the calibration of each output (see the module docstring).
 
     Args:
-        logits, targets: `[N, C]` validation logits and 0/1 targets.
+        logits, targets: `[R, C]` validation logits and 0/1 targets.
+        clips: `[R]` the clip index (0..N-1) of each row, for several rows per clip
+            (mixing passes); default: row i is clip i.
         method: "auto" (cross-validated choice), or "none" / "temperature" /
             "platt" (that method; its out-of-fold scores are still reported and
             a warning says when it is worse than none out of fold).
@@ -470,7 +481,18 @@ def fit_calibration(
     if folds < 2:
         raise CalibrationError(f"cross-validation needs at least 2 folds, got {folds}")
     _check_range(temperature_range)
-    n = len(z)
+    rows = len(z)
+    if clips is None:
+        clip_of = np.arange(rows)
+    else:
+        clip_of = np.asarray(clips)
+        if clip_of.shape != (rows,) or not np.issubdtype(clip_of.dtype, np.integer):
+            raise CalibrationError(f"clips must be [{rows}] integer clip indices, got {clip_of.shape}")
+        if rows and (clip_of.min() < 0 or np.bincount(clip_of).min() == 0):
+            raise CalibrationError("clips must number the clips 0..N-1 with none missing")
+    n = int(clip_of.max()) + 1 if rows else 0
+    # a clip's class for stratifying the folds: its first row's target
+    first_row = np.unique(clip_of, return_index=True)[1] if rows else np.zeros(0, np.int64)
     if method == "none":
         return Fitted.identity(labels, "export.calibration = none")
     if n < min_clips:
@@ -490,22 +512,26 @@ def fit_calibration(
                 list(labels),
                 np.concatenate([z[:, 0], -z[:, 1]]),
                 np.concatenate([y[:, 0], 1.0 - y[:, 1]]),
-                y[:, 0],
-                np.concatenate([np.arange(n), np.arange(n)]),
+                y[first_row, 0],
+                np.concatenate([clip_of, clip_of]),
             )
         ]
     else:
-        groups = [([k], z[:, i], y[:, i], y[:, i], None) for i, k in enumerate(labels)]
+        groups = [
+            ([k], z[:, i], y[:, i], y[first_row, i], clip_of) for i, k in enumerate(labels)
+        ]
 
     fitted = Fitted.identity(labels)
-    settings = dict(temperature_range=temperature_range, prior_strength=prior_strength)
+    # The prior is worth `prior_strength` clips: as many pseudo-rows as a clip has rows.
+    per_clip = rows / n if n else 1.0
+    settings = dict(temperature_range=temperature_range, prior_strength=prior_strength * per_clip)
     for names, gz, gy, strat, clip_of_row in groups:
         name = " and ".join(names) + (" (shared)" if shared else "")
         counts = {int(c): int((strat == c).sum()) for c in (0, 1)}
         rare = min(counts, key=counts.get)
         if counts[rare] == 0 or gy.min() == gy.max():
             fitted.warnings.append(
-                f"{name}: all {n} validation targets are {1 - rare}: calibration needs both "
+                f"{name}: all {rows} validation targets are {1 - rare}: calibration needs both "
                 "classes, so the raw probabilities are kept (method none)"
             )
             for k in names:

@@ -493,6 +493,9 @@ class ExportConfig:
     calibration_folds: int = 5  # k of the cross-validation that picks (and checks) the method
     calibration_temperature_range: tuple[float, ...] = (0.25, 4.0)  # [min, max] of T = 1 / scale
     calibration_prior_clips: float = 2.0  # weight (in clips) of a N(0, 1) prior on log T and bias
+    # With augment.val_mixing: passes over the validation split, each clip mixed anew
+    # (other seeds), so the calibration sees the mixing distribution, not one draw of it.
+    calibration_passes: int = 4
     parity_atol: float = 1e-5
     window_hop_seconds: float = 2.5  # predict: hop between windows of long clips
     aggregate: str = "max"  # predict: how window scores combine ("max" | "mean")
@@ -514,6 +517,8 @@ class ExportConfig:
             )
         if self.calibration_prior_clips < 0:
             raise ConfigError("export.calibration_prior_clips must be >= 0")
+        if self.calibration_passes < 1:
+            raise ConfigError("export.calibration_passes must be >= 1")
 
 
 class SectionedConfig:

@@ -188,8 +188,40 @@ def validation_logits(
     return np.concatenate(logits), np.concatenate(targets)
 
 
+def calibration_set(
+    logits_model, records_dir: Path, cfg: Config
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What calibration is fitted on: logits `[R, 2]`, targets `[R, 2]` and clip index `[R]`.
+
+    With `augment.val_mixing`, `export.calibration_passes` passes over the validation
+    split, each mixed with other seeds (`data.seed + pass`): every clip gets that many
+    mixtures, numbered by `clips` (the split is read in a fixed order). Without mixing
+    every pass would be the same, so there is one.
+    """
+    import dataclasses
+
+    passes = cfg.export.calibration_passes if cfg.augment.val_mixing else 1
+    logits, targets = [], []
+    for p in range(passes):
+        pass_cfg = cfg.replace(data=dataclasses.replace(cfg.data, seed=cfg.data.seed + p))
+        z, y = validation_logits(logits_model, records_dir, pass_cfg)
+        if logits and len(z) != len(logits[0]):
+            raise ExportError(
+                f"the validation split of {records_dir} gave {len(z)} clips in pass {p + 1} "
+                f"and {len(logits[0])} in pass 1"
+            )
+        logits.append(z)
+        targets.append(y)
+    clips = np.tile(np.arange(len(logits[0])), passes)
+    return np.concatenate(logits), np.concatenate(targets), clips
+
+
 def fit_calibration(
-    logits: np.ndarray, targets: np.ndarray, head: str, settings: ExportConfig | None = None
+    logits: np.ndarray,
+    targets: np.ndarray,
+    head: str,
+    settings: ExportConfig | None = None,
+    clips: np.ndarray | None = None,
 ) -> Calibration:
     """The calibration `settings` ask for (`export.calibration*`), guarded and cross-validated
     by `calibration.fit_calibration`; one shared map for the softmax head."""
@@ -207,6 +239,7 @@ def fit_calibration(
         temperature_range=settings.calibration_temperature_range,
         prior_strength=settings.calibration_prior_clips,
         labels=LABEL_KEYS,
+        clips=clips,
     )
     report = calibration.calibration_report(
         logits,
@@ -221,7 +254,7 @@ def fit_calibration(
         fitted.bias,
         True,
         shared,
-        len(logits),
+        len(logits) if clips is None else len(np.unique(clips)),  # clips, not mixing rows
         report,
         fitted.warnings,
         fitted.details,
@@ -665,11 +698,13 @@ def run(
     logits_model = model_lib.logits_model(model)
 
     if calibrate:
-        logits, targets = validation_logits(logits_model, records_dir, cfg)
-        calib = fit_calibration(logits, targets, cfg.model.head, cfg.export)
+        logits, targets, clips = calibration_set(logits_model, records_dir, cfg)
+        calib = fit_calibration(logits, targets, cfg.model.head, cfg.export, clips)
+        passes = len(clips) // max(1, calib.n_val)
         say(
             f"calibration (export.calibration = {cfg.export.calibration}) on {calib.n_val} "
             f"validation clips of {records_dir}"
+            f"{f', {passes} mixing passes' if passes > 1 else ''}"
             f"{' (one shared map: softmax head)' if calib.shared else ''}:"
         )
         say(calibration.format_choice(calib.outputs))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from deepwave_tf import calibration, metrics
-from deepwave_tf.config import ConfigError, load_config
+from deepwave_tf.config import CONFIG_DIR, ConfigError, load_config
 
 
 def _miscalibrated(n: int, seed: int, scale: float = 1.0, bias: float = 0.0):
@@ -221,3 +221,61 @@ def test_format_choice_names_the_method_its_parameters_and_why():
         f"{k}: none (scale 1.0000, bias +0.0000, T 1.0000) - guard: 12 validation clips < 100"
         for k in ("fake", "real")
     ]
+
+
+# --------------------------------------------------------------------------- #
+# Several rows per clip (export.calibration_passes)
+# --------------------------------------------------------------------------- #
+def test_rows_of_one_clip_count_once_for_the_guard():
+    w, y = _miscalibrated(60, seed=11, scale=0.5)
+    z, t = _two_outputs(np.tile(w, 4), np.tile(y, 4))
+    clips = np.tile(np.arange(60), 4)
+    guarded = calibration.fit_calibration(z, t, method="temperature", min_clips=100, clips=clips)
+    assert guarded.methods == ["none", "none"]
+    assert guarded.details["fake"]["reason"] == "guard: 60 validation clips < 100"
+    rows = calibration.fit_calibration(z, t, method="temperature", min_clips=100)
+    assert rows.methods == ["temperature", "temperature"]  # 240 rows taken as 240 clips
+
+
+def test_cross_validation_keeps_a_clips_rows_in_one_fold():
+    w, y = _miscalibrated(150, seed=12)
+    clips = np.tile(np.arange(150), 3)
+    z = np.tile(w, 3)
+    t = np.tile(y, 3)
+    clip_fold = calibration.stratified_folds(y, 5, seed=0)
+    cv = calibration.cross_validate(z, t, clip_fold, clips, methods=("none", "temperature"))
+    # per clip: the sum of its 3 rows' losses; with identical rows 3x one row's loss
+    single = calibration.cross_validate(w, y, clip_fold, methods=("none", "temperature"))
+    for m in ("none", "temperature"):
+        np.testing.assert_allclose(cv[m]["per_clip"], 3 * single[m]["per_clip"], rtol=1e-6)
+
+
+def test_multi_pass_fit_equals_the_fit_on_the_pooled_rows():
+    w, y = _miscalibrated(3000, seed=13, scale=1 / 2.5)  # wants T = 2.5
+    clips = np.tile(np.arange(1000), 3)
+    fitted = calibration.fit_calibration(*_two_outputs(w, y), method="temperature", clips=clips)
+    # prior worth 2 clips = 6 rows here
+    t = calibration.fit_temperature(w, y, temperature_range=(0.25, 4.0), prior_strength=6.0)
+    assert fitted.temperatures == pytest.approx([t, t], rel=1e-6)
+    assert fitted.temperatures[0] == pytest.approx(2.5, rel=0.1)
+
+
+@pytest.mark.parametrize(
+    "clips, match",
+    [
+        (np.zeros(5, np.int64), r"clips must be \[6\] integer clip indices"),
+        (None, "clips must number the clips 0..N-1 with none missing"),
+        (np.linspace(0, 1, 6), r"clips must be \[6\] integer clip indices"),
+    ],
+)
+def test_malformed_clip_indices_are_an_error(clips, match):
+    w, y = _miscalibrated(6, seed=14)
+    if match.startswith("clips must number"):
+        clips = np.array([0, 1, 2, 0, 1, 4])  # clip 3 missing
+    with pytest.raises(calibration.CalibrationError, match=match):
+        calibration.fit_calibration(*_two_outputs(w, y), clips=clips)
+
+
+def test_calibration_passes_must_be_positive():
+    with pytest.raises(ConfigError, match="export.calibration_passes must be >= 1"):
+        load_config(CONFIG_DIR / "tiny.toml", ["export.calibration_passes=0"])

@@ -268,6 +268,30 @@ def test_export_guard_keeps_none_on_the_tiny_validation_split(
     json.dumps(meta)  # plain JSON types only
 
 
+def test_calibration_set_mixes_each_validation_clip_once_per_pass(
+    logits_model, sample_records, tiny_cfg
+):
+    import dataclasses
+
+    from deepwave_tf import export
+
+    cfg = tiny_cfg.replace(export=dataclasses.replace(tiny_cfg.export, calibration_passes=3))
+    assert cfg.augment.val_mixing
+    logits, targets, clips = export.calibration_set(logits_model, sample_records, cfg)
+    assert logits.shape == targets.shape == (36, 2)
+    np.testing.assert_array_equal(clips, np.tile(np.arange(12), 3))
+    first, _ = export.validation_logits(logits_model, sample_records, cfg)
+    np.testing.assert_array_equal(logits[:12], first)  # pass 1 is what one pass gave
+    assert not np.allclose(logits[12:24], logits[:12])  # the next passes are mixed anew
+    calib = export.fit_calibration(logits, targets, cfg.model.head, cfg.export, clips)
+    assert calib.n_val == 12  # clips, not rows
+    assert calib.outputs["fake"]["reason"] == "guard: 12 validation clips < 100"
+    # without validation mixing every pass would be the same: one pass
+    plain = cfg.replace(augment=dataclasses.replace(cfg.augment, val_mixing=False))
+    logits, _, clips = export.calibration_set(logits_model, sample_records, plain)
+    assert logits.shape == (12, 2) and clips.tolist() == list(range(12))
+
+
 def test_waveform_endpoint_matches_model_on_prep_features(
     export_dir, metadata, logits_model, sample_records, sample_dir, tiny_cfg
 ):

@@ -1,0 +1,105 @@
+"""How many mixing passes over validation the calibration needs: dev test ECE per `export.calibration_passes`.
+
+    .venv/bin/python benchmarks/bench_calibration_passes.py --runs 'runs/unseen/runs/default-*/full/seed*' \\
+        [--passes 1,4,8] [--work runs/unseen] [--data DEV]
+
+Reads the `full` runs of `bench_unseen.py` (trained on the whole dev train split): for
+each run its val records (`--work`/records/full-<prep key>) and the dev test records
+(`devtest-<feature key>`). The test logits are computed once per run; for each pass
+count the calibration (`export.calibration_set` + `export.fit_calibration`, the
+config's `export.calibration`, "auto" by default) is fitted on validation and applied
+to the test logits. Prints per run and pass count the method kept per output, the
+temperatures, and the dev test mean ECE and challenge score; then the mean over runs.
+Same models, same test clips: the rows differ only in the calibration data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import glob
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+import bench_unseen  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", action="append", required=True, help="glob of full/seedN dirs")
+    parser.add_argument("--passes", default="1,4,8")
+    parser.add_argument("--work", type=Path, default=bench_unseen.REPO / "runs" / "unseen")
+    parser.add_argument("--data", type=Path, default=bench_unseen.DEV)
+    args = parser.parse_args(argv)
+
+    from deepwave_tf import cli
+
+    cli.quiet_tensorflow()
+    import keras
+    import numpy as np
+
+    import deepwave_tf.model  # noqa: F401  (custom layers)
+    from deepwave_tf import calibration, config, export, metrics, protocol
+    from deepwave_tf.model import logits_model
+
+    labels = bench_unseen.devtest_labels(args.data)
+    passes = [int(p) for p in args.passes.split(",")]
+    runs = sorted({Path(p) for pattern in args.runs for p in glob.glob(pattern)})
+    if not runs:
+        parser.error(f"no run directories match {args.runs}")
+    rows, per_pass = [], {p: [] for p in passes}
+    for run in runs:
+        cfg = config.load_config(run / "config.toml")
+        rec = args.work / "records" / f"full-{bench_unseen.prep_key(cfg)}"
+        fkey = bench_unseen._hash(cfg.features.hashed_fields())
+        fkey += "-wave" if cfg.model.uses_waveform else ""
+        test_rec = args.work / "records" / f"devtest-{fkey}"
+        for d in (rec, test_rec):
+            if not (d / "manifest.json").is_file():
+                raise SystemExit(f"{run}: no records at {d} (run bench_unseen.py first)")
+        model = keras.saving.load_model(run / "model.keras", compile=False)
+        s = protocol.score_split(model, test_rec, "test", cfg)
+        y = np.array([labels[i] for i in s["ids"]])
+        raw = metrics.challenge_score(y, calibration.sigmoid(s["logits"]))
+        rows.append([str(run), "raw", "none / none", "", f"{raw['mean_ece']:.4f}", f"{raw['score']:.4f}"])
+        for p in passes:
+            c = cfg.replace(export=dataclasses.replace(cfg.export, calibration_passes=p))
+            z, t, clips = export.calibration_set(logits_model(model), rec, c)
+            cal = export.fit_calibration(z, t, c.model.head, c.export, clips)
+            probs = calibration.apply_affine(s["logits"], cal.scale, cal.bias)
+            sc = metrics.challenge_score(y, probs)
+            per_pass[p].append((sc["mean_ece"], sc["score"]))
+            rows.append(
+                [
+                    str(run),
+                    str(p),
+                    " / ".join(o["method"] for o in cal.outputs.values()),
+                    " / ".join(f"{x:.2f}" for x in cal.temperatures),
+                    f"{sc['mean_ece']:.4f}",
+                    f"{sc['score']:.4f}",
+                ]
+            )
+            print(f"{run} passes {p}: ece {sc['mean_ece']:.4f} score {sc['score']:.4f}", flush=True)
+    _common.table(
+        "Dev test after calibration on validation, per export.calibration_passes",
+        ["run", "passes", "kept (fake / real)", "T (fake / real)", "test mean ECE", "test score"],
+        rows,
+        str,
+    )
+    summary = {
+        str(p): {
+            "mean_ece": float(np.mean([e for e, _ in v])),
+            "mean_score": float(np.mean([s for _, s in v])),
+            "runs": len(v),
+        }
+        for p, v in per_pass.items()
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
