@@ -338,6 +338,14 @@ def test_bad_input_is_a_4xx_that_names_the_problem(served, clips):
             "multipart body",
         ),
     ]
+    nan_wav = clips["long"].parent / "nan.wav"
+    sf.write(nan_wav, np.full(SR, np.nan, np.float32), SR, subtype="FLOAT")
+    cases += [
+        ("post", url(":score"), {"content": nan_wav.read_bytes()}, 400, "contain NaN or inf"),
+        # Past the hot path's pattern (a ':' in the name): Starlette's routes answer alike.
+        ("post", "/v1/models/deep:wave:score", {"content": ogg}, 404, "model 'deep:wave' not"),
+        ("post", "/v1/models/other/versions/1:score", {"content": ogg}, 404, "model 'other'"),
+    ]
     long_ogg = clips["long"].parent / "seven_seconds.ogg"
     sf.write(long_ogg, np.zeros(7 * SR, np.float32), SR)
     cases.append(
@@ -484,6 +492,44 @@ def test_batcher_reports_queue_and_call_times_and_does_not_copy_a_lone_request()
     assert seen[1].shape == (2, 3)  # the two others shared a call
     assert pair[0][2] == pair[1][2]  # ... so both report that call's time
     assert [c[:2] for c in calls] == [(1, 1), (2, 2)] and calls[1][2] == pair[0][2]
+
+
+def test_batches_are_joined_aligned_and_tensorflow_takes_them_as_they_are(served, clips):
+    import tensorflow as tf
+
+    from deepwave_tf import audio
+    from deepwave_tf.serve.batching import ALIGN_BYTES, concat_aligned
+    from deepwave_tf.serve.model import as_tensor
+
+    wav = audio.load(clips["test"], SR)
+    parts = [wav[None], 0.5 * wav[None], np.stack([wav[::-1], -wav])]
+    joined = concat_aligned(parts)
+    assert joined.ctypes.data % ALIGN_BYTES == 0 and joined.shape == (4, len(wav))
+    np.testing.assert_array_equal(joined, np.concatenate(parts))
+    shared = as_tensor(tf, joined)  # DLPack: TensorFlow reads the buffer itself
+    joined[0, 0] += 1.0
+    assert shared[0, 0].numpy() == joined[0, 0]
+    joined[0, 0] -= 1.0
+    # An unaligned or read-only array is copied by tf.constant instead (DLPack would abort).
+    unaligned = np.frombuffer(joined.tobytes()[4:-4], np.float32)
+    assert unaligned.ctypes.data % ALIGN_BYTES != 0 or not unaligned.flags.writeable
+    np.testing.assert_array_equal(as_tensor(tf, unaligned).numpy(), unaligned)
+    # The model's answers on the shared buffer equal its answers on a copied batch.
+    for signature in ("serving_default", "windows"):
+        got = served.run((signature,), {"waveform": joined})
+        want = served.run((signature,), {"waveform": np.concatenate(parts)})
+        for k in want:
+            np.testing.assert_array_equal(got[k], want[k])
+
+
+def test_tf_thread_options():
+    from deepwave_tf.serve.app import ServeError, build_parser, config_from_args
+
+    args = build_parser().parse_args(["--model", "m", "--intra-op-threads", "1"])
+    cfg = config_from_args(args)
+    assert (cfg.intra_op_threads, cfg.inter_op_threads) == (1, 0)
+    with pytest.raises(ServeError, match="--intra-op-threads and --inter-op-threads must be >= 0"):
+        ServeConfig(model="m", inter_op_threads=-1)
 
 
 class SlowModel:

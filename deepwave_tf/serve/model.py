@@ -39,6 +39,27 @@ class RequestError(Exception):
         self.headers = headers or {}
 
 
+def as_tensor(tf, value: np.ndarray):
+    """`tf.constant(value)`, without its copy when `value` is a batch the batcher aligned.
+
+    `tf.constant` copies every array (1.6 ms for 16 clips of 5 s); DLPack hands
+    TensorFlow the buffer itself, which it accepts only 64-byte aligned (it
+    aborts the process otherwise, hence the checks). The buffer is a new one for
+    each call and never written again, so the tensor cannot change under TF.
+    """
+    from deepwave_tf.serve.batching import ALIGN_BYTES
+
+    if (
+        value.dtype == np.float32
+        and value.size
+        and value.flags.c_contiguous
+        and value.flags.writeable  # numpy exports no read-only array through DLPack
+        and value.ctypes.data % ALIGN_BYTES == 0
+    ):
+        return tf.experimental.dlpack.from_dlpack(value.__dlpack__())
+    return tf.constant(value)
+
+
 class ServedModel:
     """An export loaded for serving.
 
@@ -90,7 +111,7 @@ class ServedModel:
         import tensorflow as tf
 
         fn = self._signatures[key[0]]
-        out = fn(**{name: tf.constant(value) for name, value in inputs.items()})
+        out = fn(**{name: as_tensor(tf, value) for name, value in inputs.items()})
         return {name: value.numpy() for name, value in out.items()}
 
     def warm_up(self) -> None:
