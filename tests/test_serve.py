@@ -522,6 +522,35 @@ def test_batches_are_joined_aligned_and_tensorflow_takes_them_as_they_are(served
             np.testing.assert_array_equal(got[k], want[k])
 
 
+def test_warm_up_calls_every_batch_size_before_ready(served):
+    """oneDNN builds kernels at the first call of each shape: none of that on a request's time."""
+    from starlette.testclient import TestClient
+
+    from deepwave_tf.serve.model import ServedModel
+
+    calls = []
+
+    class Recorder(SlowModel):
+        _warmed_rows = set()  # its own, not the shared model's: every size is new here
+
+        def run(self, key, inputs):
+            calls.append((key[0], inputs["waveform"].shape))
+            return self._model.run(key, inputs)
+
+        def warm_up(self, max_batch=1):  # the real warm-up, calling the recording `run`
+            return ServedModel.warm_up(self, max_batch)
+
+    model = Recorder(served)
+    with TestClient(build_app(ServeConfig(model=str(served.path), max_batch=5), model=model)) as c:
+        wait_ready(c)
+    samples = int(served.window_seconds * SR)
+    assert calls == [("serving_default", (1, samples))] + [
+        ("windows", (rows, samples)) for rows in range(1, 6)
+    ]
+    # Kernels outlive an app: a second app on the same model warms only the new sizes.
+    assert ServedModel.warm_up(model, 7) == [6, 7]
+
+
 def test_tf_thread_options():
     from deepwave_tf.serve.app import ServeError, build_parser, config_from_args
 
@@ -627,9 +656,9 @@ def test_health_readiness_and_metrics(served):
     gate = threading.Event()
 
     class Gated(SlowModel):
-        def warm_up(self):
+        def warm_up(self, max_batch=1):
             gate.wait(30)
-            self._model.warm_up()
+            return self._model.warm_up(max_batch)
 
     with TestClient(build_app(ServeConfig(model=str(served.path)), model=Gated(served))) as c:
         assert c.get("/healthz").status_code == 200

@@ -496,7 +496,7 @@ def build_app(cfg: ServeConfig, model=None):
         try:
             if state["model"] is None:
                 state["model"] = await state["batcher"].call(ServedModel, cfg.model)
-            await state["batcher"].call(state["model"].warm_up)
+            await state["batcher"].call(state["model"].warm_up, cfg.max_batch)
             state["ready"] = True
             log.info("model %s ready: %s", cfg.name, state["model"].path)
         except Exception as e:
