@@ -551,16 +551,6 @@ def test_warm_up_calls_every_batch_size_before_ready(served):
     assert ServedModel.warm_up(model, 7) == [6, 7]
 
 
-def test_tf_thread_options():
-    from deepwave_tf.serve.app import ServeError, build_parser, config_from_args
-
-    args = build_parser().parse_args(["--model", "m", "--intra-op-threads", "1"])
-    cfg = config_from_args(args)
-    assert (cfg.intra_op_threads, cfg.inter_op_threads) == (1, 0)
-    with pytest.raises(ServeError, match="--intra-op-threads and --inter-op-threads must be >= 0"):
-        ServeConfig(model="m", inter_op_threads=-1)
-
-
 class SlowModel:
     """The served model with 0.3 s added to every call (to fill the queue, to be in flight)."""
 

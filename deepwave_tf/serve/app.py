@@ -71,9 +71,6 @@ class ServeConfig:
     max_body_bytes: int = 50 * 1024 * 1024
     max_audio_seconds: float = 600.0  # longest clip accepted (decoded, or as JSON samples)
     retry_after_seconds: int = 1
-    # TensorFlow's thread pools (0: its default, one thread per core for each).
-    intra_op_threads: int = 0
-    inter_op_threads: int = 0
 
     def __post_init__(self):
         if self.max_batch < 1 or self.max_queue < 1:
@@ -82,8 +79,6 @@ class ServeConfig:
             raise ServeError(
                 "--max-wait-ms must be >= 0, --max-body-mb and --max-audio-seconds > 0"
             )
-        if self.intra_op_threads < 0 or self.inter_op_threads < 0:
-            raise ServeError("--intra-op-threads and --inter-op-threads must be >= 0 (0: default)")
         if not self.name or "/" in self.name or ":" in self.name:
             raise ServeError(f"--name {self.name!r}: a model name has no '/' or ':'")
 
@@ -635,18 +630,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-audio-seconds", type=float, default=d.max_audio_seconds, help="longest clip accepted"
     )
-    p.add_argument(
-        "--intra-op-threads",
-        type=int,
-        default=d.intra_op_threads,
-        help="threads one TensorFlow op may use (0: TF's default, one per core)",
-    )
-    p.add_argument(
-        "--inter-op-threads",
-        type=int,
-        default=d.inter_op_threads,
-        help="TensorFlow ops run at once (0: TF's default, one per core)",
-    )
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return p
 
@@ -663,8 +646,6 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         max_queue=args.max_queue,
         max_body_bytes=int(args.max_body_mb * 2**20),
         max_audio_seconds=args.max_audio_seconds,
-        intra_op_threads=args.intra_op_threads,
-        inter_op_threads=args.inter_op_threads,
     )
 
 
@@ -676,13 +657,6 @@ def run(cfg: ServeConfig, log_level: str = "info") -> int:
 
     cfg.check_binding()
     resolve_export_dir(cfg.model)  # a wrong path fails now, not after the server is up
-    if cfg.intra_op_threads or cfg.inter_op_threads:
-        import tensorflow as tf  # before any op runs: TF fixes its pools at the first
-
-        if cfg.intra_op_threads:
-            tf.config.threading.set_intra_op_parallelism_threads(cfg.intra_op_threads)
-        if cfg.inter_op_threads:
-            tf.config.threading.set_inter_op_parallelism_threads(cfg.inter_op_threads)
     app = build_app(cfg)
     server = uvicorn.Server(
         uvicorn.Config(
