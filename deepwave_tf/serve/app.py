@@ -28,6 +28,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import gc
 import hmac
 import importlib.resources
 import ipaddress
@@ -492,6 +493,11 @@ def build_app(cfg: ServeConfig, model=None):
             if state["model"] is None:
                 state["model"] = await state["batcher"].call(ServedModel, cfg.model)
             await state["batcher"].call(state["model"].warm_up, cfg.max_batch)
+            if state.get("freeze_gc"):
+                # TensorFlow leaves ~360,000 objects for the cyclic GC to scan: each full
+                # collection cost ~80 ms of CPU, mid-request. Frozen, they are skipped.
+                gc.collect()
+                gc.freeze()
             state["ready"] = True
             log.info("model %s ready: %s", cfg.name, state["model"].path)
         except Exception as e:
@@ -516,6 +522,7 @@ def build_app(cfg: ServeConfig, model=None):
         batcher.start()
         state["batcher"] = batcher
         state["on_load_error"] = getattr(app.state, "on_load_error", None)
+        state["freeze_gc"] = getattr(app.state, "freeze_gc", False)
         loader = asyncio.get_running_loop().create_task(load())
         try:
             yield
@@ -675,6 +682,7 @@ def run(cfg: ServeConfig, log_level: str = "info") -> int:
         server.should_exit = True
 
     app.state.on_load_error = on_load_error
+    app.state.freeze_gc = True  # this process serves this app only
     server.run()
     return 1 if failed else 0
 
