@@ -120,8 +120,8 @@ class ServedModel:
 
         The first call of a signature allocates and is slow, and so is the first
         call at each batch size: oneDNN builds its kernels for every new shape
-        (~25 ms of CPU each, ~1.7 ms per request over the first 300 requests at 32
-        clients before this warmed every size). So `windows` is called once at
+        (~25 ms of CPU each: up to ~1.7 ms per request over the first 300 requests
+        at 32 clients, before this warmed every size). So `windows` is called once at
         each batch size of one-window clips up to `max_batch`; `serving_default`
         runs the same model core on the same shapes, so its kernels are built too.
         The kernels live as long as the process: sizes this model warmed once (an
