@@ -17,10 +17,12 @@ Errors are `AudioError(path, reason)`: callers record them, never crash on them.
 from __future__ import annotations
 
 import functools
+import io
 import os
 import re
 import threading
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -58,16 +60,29 @@ def check_file(path: Path) -> None:
         raise AudioError(path, problem)
     size = path.stat().st_size
     with open(path, "rb") as f:
-        head = f.read(12)
-        if head[:4] == b"OggS":
-            f.seek(max(0, size - _OGG_MAX_PAGE))
-            reason = ogg_tail_problem(f.read())
-            if reason:
-                raise AudioError(path, f"truncated Ogg file: {reason}")
-        elif head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-            reason = _wav_problem(f, size)
-            if reason:
-                raise AudioError(path, f"truncated WAV file: {reason}")
+        problem = content_problem(f, size)
+    if problem:
+        raise AudioError(path, problem)
+
+
+def content_problem(f: BinaryIO, size: int) -> str | None:
+    """Why the `size` bytes of seekable `f` are a cut Ogg or WAV file, or None.
+
+    One check for a file on disk (`check_file`) and bytes in memory
+    (`decode_bytes_with_rate`, the server's uploads).
+    """
+    f.seek(0)
+    head = f.read(12)
+    if head[:4] == b"OggS":
+        f.seek(max(0, size - _OGG_MAX_PAGE))
+        reason = ogg_tail_problem(f.read())
+        if reason:
+            return f"truncated Ogg file: {reason}"
+    elif head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        reason = _wav_problem(f, size)
+        if reason:
+            return f"truncated WAV file: {reason}"
+    return None
 
 
 def path_problem(path: str | Path) -> str | None:
@@ -149,26 +164,119 @@ def load_soundfile_with_rate(path: str | Path, sample_rate_hz: int) -> tuple[np.
     Raises:
         AudioError: missing, empty, truncated, corrupt or non-audio file.
     """
-    import soundfile as sf
-
     path = Path(path)
     check_file(path)
+    return _decode_soundfile(str(path), path, sample_rate_hz)
+
+
+def decode_bytes_with_rate(
+    data: bytes | memoryview, sample_rate_hz: int, name: str = "upload"
+) -> tuple[np.ndarray, int]:
+    """`load_soundfile_with_rate` on a file's bytes in memory (an upload), no file written.
+
+    The same checks and errors, with `name` in place of the path. A plain PCM
+    WAV (16-bit integer or 32-bit float, the common upload) is read with numpy
+    (`pcm_wav`), ~6x cheaper than libsndfile through Python file callbacks and
+    equal to its output sample for sample; anything else goes to libsndfile.
+
+    Returns:
+        (`[samples]` float32 at `sample_rate_hz`, the native rate in Hz).
+
+    Raises:
+        AudioError: empty, truncated, corrupt or non-audio bytes.
+    """
+    if not len(data):
+        raise AudioError(name, "empty file (0 bytes)")
+    f = io.BytesIO(data)
+    problem = content_problem(f, len(data))
+    if problem:
+        raise AudioError(name, problem)
+    pcm = pcm_wav(data)
+    if pcm is None:
+        return _decode_soundfile(f, name, sample_rate_hz)
+    frames, rate, is_float = pcm
+    return _mono_checked(frames, rate, name, sample_rate_hz, check_finite=is_float)
+
+
+def _decode_soundfile(source, name: str | Path, sample_rate_hz: int) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
     try:
-        with sf.SoundFile(str(path)) as f:
+        source = source if isinstance(source, str) else (source.seek(0) or source)
+        with sf.SoundFile(source) as f:
             declared, rate = f.frames, f.samplerate
             data = f.read(dtype="float32", always_2d=True)
     except Exception as e:  # libsndfile raises LibsndfileError/RuntimeError/TypeError
-        raise AudioError(path, f"cannot decode audio ({type(e).__name__}: {e})") from None
-    if data.shape[0] == 0:
-        raise AudioError(path, "decoded to 0 samples (truncated or corrupt file)")
-    if data.shape[0] < declared:
+        raise AudioError(name, f"cannot decode audio ({type(e).__name__}: {e})") from None
+    if data.shape[0] < declared and data.shape[0] > 0:
         raise AudioError(
-            path, f"truncated: decoded {data.shape[0]} of {declared} frames in the header"
+            name, f"truncated: decoded {data.shape[0]} of {declared} frames in the header"
         )
+    return _mono_checked(data, rate, name, sample_rate_hz)
+
+
+def _mono_checked(
+    data: np.ndarray, rate: int, name: str | Path, sample_rate_hz: int, check_finite: bool = True
+) -> tuple[np.ndarray, int]:
+    """`[frames, channels]` float32 -> (checked mono at `sample_rate_hz`, `rate`).
+
+    `check_finite=False` for samples that were integers (never NaN or inf).
+    """
+    if data.shape[0] == 0:
+        raise AudioError(name, "decoded to 0 samples (truncated or corrupt file)")
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if not np.all(np.isfinite(mono)):
-        raise AudioError(path, "decoded samples contain NaN or inf")
+    if check_finite and not np.all(np.isfinite(mono)):
+        raise AudioError(name, "decoded samples contain NaN or inf")
     return resample(mono, rate, sample_rate_hz), int(rate)
+
+
+# WAVE format tags read by `pcm_wav`: (format tag, bits per sample) -> numpy dtype, scale.
+# libsndfile scales 16-bit integers by 1 / 0x8000 when it reads them as float.
+_PCM_WAV = {(1, 16): (np.dtype("<i2"), 1.0 / 0x8000), (3, 32): (np.dtype("<f4"), None)}
+_WAVE_FORMAT_EXTENSIBLE = 0xFFFE
+
+
+def pcm_wav(data: bytes | memoryview) -> tuple[np.ndarray, int, bool] | None:
+    """A plain 16-bit PCM or 32-bit float WAV's `([frames, channels] float32, rate_hz, is_float)`.
+
+    None means "not this simple kind; let libsndfile decide" (other sample
+    formats, compressed WAVs, RF64, a missing fmt or data chunk, a cut file).
+    The samples equal what libsndfile returns for the same bytes.
+    """
+    view = memoryview(data)
+    if len(view) < 12 or view[:4] != b"RIFF" or view[8:12] != b"WAVE":
+        return None
+    pos, fmt = 12, None
+    while pos + 8 <= len(view):
+        chunk_id = bytes(view[pos : pos + 4])
+        size = int.from_bytes(view[pos + 4 : pos + 8], "little")
+        body = pos + 8
+        if chunk_id == b"fmt " and size >= 16:
+            tag, channels, rate = (
+                int.from_bytes(view[body : body + 2], "little"),
+                int.from_bytes(view[body + 2 : body + 4], "little"),
+                int.from_bytes(view[body + 4 : body + 8], "little"),
+            )
+            bits = int.from_bytes(view[body + 14 : body + 16], "little")
+            if tag == _WAVE_FORMAT_EXTENSIBLE and size >= 40:  # the sub-format GUID's first 2 bytes
+                tag = int.from_bytes(view[body + 24 : body + 26], "little")
+            fmt = (tag, bits, channels, rate)
+        elif chunk_id == b"data":
+            if fmt is None or (fmt[0], fmt[1]) not in _PCM_WAV or fmt[2] < 1 or fmt[3] < 1:
+                return None
+            dtype, scale = _PCM_WAV[(fmt[0], fmt[1])]
+            frame_bytes = dtype.itemsize * fmt[2]
+            if size in (0, 0xFFFFFFFF):  # streaming writers: the data runs to the end
+                size = len(view) - body
+            if size > len(view) - body:
+                return None
+            frames = np.frombuffer(view[body : body + size - size % frame_bytes], dtype)
+            frames = frames.reshape(-1, fmt[2])
+            if scale is None:
+                return frames.astype(np.float32), fmt[3], True
+            return (frames * np.float32(scale)).astype(np.float32, copy=False), fmt[3], False
+        pos = body + size + (size & 1)
+    return None
 
 
 def native_rate_hz(path: str | Path) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 
@@ -198,6 +199,59 @@ def test_bad_files_raise_audio_error_with_reason(bad_files, backend):
         assert reason in info.value.reason, (name, info.value.reason)
         assert info.value.path == str(path)
         assert "Graph execution error" not in info.value.reason
+
+
+def test_decode_bytes_refuses_what_load_refuses(bad_files):
+    """Uploads (bytes in memory) get the file checks and reasons, with the given name."""
+    for name, (path, reason) in bad_files.items():
+        if not path.is_file() and name != "missing":
+            continue
+        data = path.read_bytes() if path.is_file() else b""
+        reason = "empty file (0 bytes)" if name == "missing" else reason
+        with pytest.raises(audio.AudioError) as info:
+            audio.decode_bytes_with_rate(data, RATE, "upload")
+        assert reason in info.value.reason, (name, info.value.reason)
+        assert info.value.path == "upload"
+    nan = np.full((100, 1), np.nan, np.float32)
+    for subtype in ("FLOAT", "DOUBLE"):  # numpy's path and libsndfile's
+        data = io.BytesIO()
+        sf.write(data, nan, RATE, subtype=subtype, format="WAV")
+        with pytest.raises(audio.AudioError, match="NaN or inf"):
+            audio.decode_bytes_with_rate(data.getvalue(), RATE)
+
+
+@pytest.mark.parametrize("fmt", ["WAV", "WAVEX"])
+@pytest.mark.parametrize("subtype", ["PCM_16", "FLOAT", "PCM_24", "PCM_U8", "DOUBLE"])
+def test_decode_bytes_equals_decoding_the_file(tmp_path, fmt, subtype):
+    """numpy reads 16-bit and float WAVs (`pcm_wav`) exactly as libsndfile does; others fall back."""
+    rng = np.random.default_rng(3)
+    for channels, rate in ((1, RATE), (2, 44100)):
+        x = rng.uniform(-1, 1, (rate // 4 + 7, channels))
+        path = _write(tmp_path / f"x{channels}.wav", x, rate, subtype=subtype, format=fmt)
+        data = path.read_bytes()
+        want, want_rate = audio.load_soundfile_with_rate(path, RATE)
+        got, got_rate = audio.decode_bytes_with_rate(memoryview(data), RATE)
+        assert got_rate == want_rate == rate and got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
+        fast = audio.pcm_wav(data)
+        assert (fast is not None) == (subtype in ("PCM_16", "FLOAT")), subtype
+        if fast is not None:
+            frames, fast_rate, is_float = fast
+            assert fast_rate == rate and is_float == (subtype == "FLOAT")
+            np.testing.assert_array_equal(frames, sf.read(path, dtype="float32", always_2d=True)[0])
+    assert audio.pcm_wav(b"OggS" + bytes(100)) is None
+
+
+def test_decode_bytes_of_an_ogg_and_a_streamed_wav(sample_dir, tmp_path):
+    ogg = sample_dir / "train" / "TRAIN_00002.ogg"
+    got, rate = audio.decode_bytes_with_rate(ogg.read_bytes(), RATE)
+    np.testing.assert_array_equal(got, audio.load_soundfile(ogg, RATE))
+    # A streaming writer's WAV: the data chunk's size is 0xFFFFFFFF, the samples run to the end.
+    data = bytearray(_write(tmp_path / "s.wav", _sine(RATE), RATE, subtype="PCM_16").read_bytes())
+    at = data.index(b"data") + 4
+    data[at : at + 4] = (0xFFFFFFFF).to_bytes(4, "little")
+    frames, _, _ = audio.pcm_wav(bytes(data))
+    np.testing.assert_array_equal(frames[:, 0], audio.load_soundfile(tmp_path / "s.wav", RATE))
 
 
 def test_ogg_tail_problem():

@@ -338,6 +338,14 @@ def test_bad_input_is_a_4xx_that_names_the_problem(served, clips):
             "multipart body",
         ),
     ]
+    nan_wav = clips["long"].parent / "nan.wav"
+    sf.write(nan_wav, np.full(SR, np.nan, np.float32), SR, subtype="FLOAT")
+    cases += [
+        ("post", url(":score"), {"content": nan_wav.read_bytes()}, 400, "contain NaN or inf"),
+        # Past the hot path's pattern (a ':' in the name): Starlette's routes answer alike.
+        ("post", "/v1/models/deep:wave:score", {"content": ogg}, 404, "model 'deep:wave' not"),
+        ("post", "/v1/models/other/versions/1:score", {"content": ogg}, 404, "model 'other'"),
+    ]
     long_ogg = clips["long"].parent / "seven_seconds.ogg"
     sf.write(long_ogg, np.zeros(7 * SR, np.float32), SR)
     cases.append(
@@ -486,6 +494,82 @@ def test_batcher_reports_queue_and_call_times_and_does_not_copy_a_lone_request()
     assert [c[:2] for c in calls] == [(1, 1), (2, 2)] and calls[1][2] == pair[0][2]
 
 
+def test_batches_are_joined_aligned_and_tensorflow_takes_them_as_they_are(served, clips):
+    import tensorflow as tf
+
+    from deepwave_tf import audio
+    from deepwave_tf.serve.batching import ALIGN_BYTES, concat_aligned
+    from deepwave_tf.serve.model import as_tensor
+
+    wav = audio.load(clips["test"], SR)
+    parts = [wav[None], 0.5 * wav[None], np.stack([wav[::-1], -wav])]
+    joined = concat_aligned(parts)
+    assert joined.ctypes.data % ALIGN_BYTES == 0 and joined.shape == (4, len(wav))
+    np.testing.assert_array_equal(joined, np.concatenate(parts))
+    shared = as_tensor(tf, joined)  # DLPack: TensorFlow reads the buffer itself
+    joined[0, 0] += 1.0
+    assert shared[0, 0].numpy() == joined[0, 0]
+    joined[0, 0] -= 1.0
+    # An unaligned or read-only array is copied by tf.constant instead (DLPack would abort).
+    unaligned = np.frombuffer(joined.tobytes()[4:-4], np.float32)
+    assert unaligned.ctypes.data % ALIGN_BYTES != 0 or not unaligned.flags.writeable
+    np.testing.assert_array_equal(as_tensor(tf, unaligned).numpy(), unaligned)
+    # The model's answers on the shared buffer equal its answers on a copied batch.
+    for signature in ("serving_default", "windows"):
+        got = served.run((signature,), {"waveform": joined})
+        want = served.run((signature,), {"waveform": np.concatenate(parts)})
+        for k in want:
+            np.testing.assert_array_equal(got[k], want[k])
+
+
+def test_warm_up_calls_every_batch_size_before_ready(served):
+    """oneDNN builds kernels at the first call of each shape: none of that on a request's time."""
+    from starlette.testclient import TestClient
+
+    from deepwave_tf.serve.model import ServedModel
+
+    calls = []
+
+    class Recorder(SlowModel):
+        _warmed_rows = set()  # its own, not the shared model's: every size is new here
+
+        def run(self, key, inputs):
+            calls.append((key[0], inputs["waveform"].shape))
+            return self._model.run(key, inputs)
+
+        def warm_up(self, max_batch=1):  # the real warm-up, calling the recording `run`
+            return ServedModel.warm_up(self, max_batch)
+
+    model = Recorder(served)
+    with TestClient(build_app(ServeConfig(model=str(served.path), max_batch=5), model=model)) as c:
+        wait_ready(c)
+    samples = int(served.window_seconds * SR)
+    assert calls == [("serving_default", (1, samples))] + [
+        ("windows", (rows, samples)) for rows in range(1, 6)
+    ]
+    # Kernels outlive an app: a second app on the same model warms only the new sizes.
+    assert ServedModel.warm_up(model, 7) == [6, 7]
+
+
+def test_the_cli_app_freezes_the_gc_once_warm(served):
+    """TensorFlow's ~360,000 objects leave the cyclic GC's scans (full ones cost ~80 ms each)."""
+    import gc
+
+    from starlette.testclient import TestClient
+
+    app = build_app(ServeConfig(model=str(served.path), max_batch=2), model=served)
+    app.state.freeze_gc = True  # what `run` sets for its own process
+    try:
+        with TestClient(app) as c:
+            wait_ready(c)
+            assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()  # this test process serves many apps
+    with TestClient(build_app(ServeConfig(model=str(served.path)), model=served)) as c:
+        wait_ready(c)
+        assert gc.get_freeze_count() == 0  # apps built by hand (tests) leave the GC alone
+
+
 class SlowModel:
     """The served model with 0.3 s added to every call (to fill the queue, to be in flight)."""
 
@@ -581,9 +665,9 @@ def test_health_readiness_and_metrics(served):
     gate = threading.Event()
 
     class Gated(SlowModel):
-        def warm_up(self):
+        def warm_up(self, max_batch=1):
             gate.wait(30)
-            self._model.warm_up()
+            return self._model.warm_up(max_batch)
 
     with TestClient(build_app(ServeConfig(model=str(served.path)), model=Gated(served))) as c:
         assert c.get("/healthz").status_code == 200
