@@ -366,6 +366,24 @@ def hold_out(
             if len(idx) <= wanted + 0.5:
                 moved[idx] = True
                 wanted -= len(idx)
+        if not any(rows[i].real == 1 for i in np.flatnonzero(moved)) and wanted >= 0.5:
+            # No real speaker qualified (e.g. a val_holdout of voices with no real clips, where
+            # every other real speaker has a fake copy in training, or is one large group):
+            # a one-class split cannot score or calibrate, so take whole real speakers anyway,
+            # those whose size fits first, else the smallest one.
+            members = collections.defaultdict(list)
+            for i, r in enumerate(rows):
+                if not moved[i] and r.real == 1:
+                    g = group_of(r)
+                    members[f"group:{g}" if g not in NO_GROUP else f"id:{r.id}"].append(i)
+            keys = sorted(members)
+            for j in np.random.default_rng(seed + 1).permutation(len(keys)):
+                idx = members[keys[j]]
+                if wanted >= 0.5 and len(idx) <= wanted + 0.5:
+                    moved[idx] = True
+                    wanted -= len(idx)
+            if keys and not any(rows[i].real == 1 for i in np.flatnonzero(moved)):
+                moved[min(members.values(), key=len)] = True
     if moved.all():
         raise PrepError(f"{what} would leave no training data")
     return _take(rows, ~moved), _take(rows, moved)

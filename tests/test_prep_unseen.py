@@ -297,3 +297,33 @@ def test_augmented_views_keep_label_split_and_record_the_chain(
     real_views = sum(ex["real"] == 1 for ex in views.values())
     assert gens["wavaug"] == real_views > 0  # reals have no generator: "wavaug" alone
     assert sum(v for g, v in gens.items() if g.endswith("+wavaug")) == len(views) - real_views
+
+
+def _row(i, gen, voice, real):
+    return prep.Row(f"c{i}", f"train/c{i}.ogg", 1 - real, real, generator=gen), voice
+
+
+def test_a_held_out_family_without_real_voices_still_gets_real_speakers():
+    # "synth" voices have no real clips; every real speaker has a fake copy left in training,
+    # and one is large: the strict rule finds no real speaker, so the split would hold one
+    # class (the hts fold's val_holdout = mbrola did: 91 fakes, 0 reals). The fallback takes
+    # whole real speakers anyway, so the split can be scored and calibrated.
+    spec = [("synth", "robot", 0)] * 5
+    spec += [("-", "ann", 1)] * 4 + [("world", "ann", 0)] * 4
+    spec += [("-", "bob", 1)] * 3 + [("world", "bob", 0)] * 3
+    spec += [("-", "big", 1)] * 30 + [("griffinlim", "big", 0)] * 2
+    made = [_row(i, g, v, r) for i, (g, v, r) in enumerate(spec)]
+    rows = [r for r, _ in made]
+    groups = {r.id: v for r, v in made}
+    values = {r.id: r.generator for r in rows}
+    kept, moved = prep.hold_out(rows, values, groups, ("synth",), 0.1, 7, "prep.val_holdout")
+    assert {r.id for r in moved if r.fake} == {f"c{i}" for i in range(5)}
+    real_voices = {groups[r.id] for r in moved if r.real}
+    assert real_voices in ({"ann"}, {"bob"})  # wanted = 0.1 * 37 reals: one small speaker
+    assert all(groups[r.id] not in real_voices for r in kept if r.real)  # whole speakers
+    assert len(kept) + len(moved) == len(rows)
+    # and where the strict rule does find real speakers, nothing changes
+    strict_rows = rows + [prep.Row("solo", "train/solo.ogg", 0, 1, generator="-")]
+    groups["solo"], values["solo"] = "solo", "-"
+    _, moved = prep.hold_out(strict_rows, values, groups, ("synth",), 0.1, 7, "prep.val_holdout")
+    assert {groups[r.id] for r in moved if r.real} == {"solo"}
