@@ -342,3 +342,60 @@ def test_fused_batch_norm_matches_keras_batch_norm():
     seq = tf.constant(rng.normal(2, 3, size=(4, 7, 5)).astype(np.float32))
     ref, fused = keras.layers.BatchNormalization(), model_lib.FusedBatchNormalization()
     np.testing.assert_allclose(fused(seq, training=True), ref(seq, training=True), atol=1e-5)
+
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_fused_lstm_matches_keras_lstm_values_and_gradients(return_sequences, go_backwards):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(5)
+    x = tf.constant(rng.normal(size=(4, 9, 5)).astype(np.float32))
+    kwargs = dict(return_sequences=return_sequences, go_backwards=go_backwards)
+    ref, fused = keras.layers.LSTM(3, **kwargs), model_lib.FusedLSTM(3, **kwargs)
+    ref.build(x.shape)
+    fused.build(x.shape)
+    weights = [rng.normal(0, 0.5, size=v.shape).astype(np.float32) for v in ref.weights]
+    ref.set_weights(weights)
+    fused.set_weights(weights)
+    assert [w.path.split("/", 1)[1] for w in fused.weights] == [
+        w.path.split("/", 1)[1] for w in ref.weights
+    ]
+    out_shape = (4, 9, 3) if return_sequences else (4, 3)
+    probe = tf.constant(rng.normal(size=out_shape).astype(np.float32))
+    for training in (True, False):  # True: the XLA kernels; False: Keras's own loop
+        results = []
+        for layer in (ref, fused):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x, training=training)
+                loss = tf.reduce_sum(y * probe)
+            grads = tape.gradient(loss, [x, *layer.trainable_weights])
+            assert y.shape == out_shape
+            results.append((y.numpy(), *[g.numpy() for g in grads]))
+        for name, a, b in zip(("y", "dx", "dkernel", "drecurrent", "dbias"), *results):
+            np.testing.assert_allclose(
+                b, a, rtol=1e-5, atol=1e-5, err_msg=f"{name}, training={training}"
+            )
+
+
+def test_fused_lstm_in_a_model_keeps_the_weights_layout_and_reloads(tiny_cfg, tmp_path):
+    """Weights saved with Keras's LSTM (runs trained before FusedLSTM) load, and give the
+    same outputs; a saved model reloads with FusedLSTM."""
+    from unittest import mock
+
+    fused = model_lib.build_model(tiny_cfg)
+    assert isinstance(fused.get_layer("bilstm_0").forward_layer, model_lib.FusedLSTM)
+    assert isinstance(fused.get_layer("bilstm_0").backward_layer, model_lib.FusedLSTM)
+    with mock.patch.object(model_lib, "FusedLSTM", keras.layers.LSTM):
+        plain = model_lib.build_model(tiny_cfg)
+    assert [w.shape for w in plain.weights] == [w.shape for w in fused.weights]
+    plain.save_weights(tmp_path / "plain.weights.h5")
+    fused.load_weights(tmp_path / "plain.weights.h5")
+    x = random_inputs(tiny_cfg, 3)
+    want = plain.predict(x, verbose=0)
+    np.testing.assert_allclose(fused.predict(x, verbose=0)["fake"], want["fake"], atol=1e-6)
+    fused.save(tmp_path / "m.keras")
+    back = keras.models.load_model(tmp_path / "m.keras")
+    assert isinstance(back.get_layer("bilstm_0").forward_layer, model_lib.FusedLSTM)
+    np.testing.assert_allclose(back.predict(x, verbose=0)["real"], want["real"], atol=1e-6)
