@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_train.py [--records DIR | --data DIR] [--batches 60] [--steps 4]
         [--configs tiny,default,cnn_bilstm,cnn_bilstm_gelu,stats_views,NAME@section.key=value;...]
         [--sections pipeline,noise,train,twins] [--twins default,cnn_bilstm,...] [--rounds 5]
-        [--twin-steps 4] [--threads 2] [--plain-keras]
+        [--twin-steps 4] [--round-seconds 1] [--threads 2] [--plain-keras] [--keras-lstm]
+        [--no-metrics] [--train-on-batch]
 
 Records: `--records` (a prep output), else `prep.run` over `--data` (default the
 embedded data/sample) into a temporary directory. The train split is repeated,
@@ -27,15 +28,24 @@ so a small split still gives a steady-state figure.
 - Keras vs PyTorch (issue 11): each `--twins` config's model against its
   PyTorch twin (benchmarks/torch_twin.py, built from the same config: same
   layers, Adam, loss), batch `data.batch_size` of random inputs, TF and torch
-  both on `--threads` intra-op and inter-op threads. After 2 warm-up steps each,
-  `--rounds` rounds alternate `--twin-steps` Keras steps and as many torch
-  steps (A B A B), so both see the same load; the table gives median examples/s
-  of each and the median of the per-round Keras/PyTorch ratios (target >= 1.2).
-  An entry `NAME:section.key=value;...` adds overrides, e.g.
-  `default:model.activation="gelu_tanh"`. `--plain-keras` also times, in the
-  same rounds, the Keras model built with Keras's own BatchNormalization and
-  Activation layers (what model.py used before its fused layers). Needs torch
-  (`pip install -e '.[bench]'`); without it the section says so and is skipped.
+  both on `--threads` intra-op and inter-op threads. The Keras side trains
+  through `model.fit` on a dataset repeating the batch in memory, the loop
+  `fit.run` trains with (`train.steps_per_execution` steps per call, metrics
+  reset once per epoch); the default `--twins` is every model config in
+  configs/. After warm-up, `--rounds` rounds alternate Keras and torch (A B A
+  B), each side running the same number of steps a round: at least
+  `--twin-steps` and `--round-seconds` of the slower side, a multiple of the
+  steps per execution (fit's per-call cost is then a few % at most). The table
+  gives median examples/s of each and the median of the per-round
+  Keras/PyTorch ratios (target >= 1.2). An entry `NAME:section.key=value;...`
+  adds overrides, e.g. `default:model.activation="gelu_tanh"` or
+  `default:model.branches=["mel"]`. Extra Keras runners in the same rounds,
+  each with its own ratio: `--plain-keras` (Keras's own BatchNormalization and
+  Activation layers, model.py before its fused layers), `--keras-lstm` (Keras's
+  own LSTM, before FusedLSTM), `--no-metrics` (compiled without metrics, as
+  the twin), `--train-on-batch` (the previous measure: `train_on_batch` resets
+  every metric variable on each call). Needs torch (`pip install -e
+  '.[bench]'`); without it the section says so and is skipped.
   torch's OpenMP threads wait passively (`OMP_WAIT_POLICY=PASSIVE`, the
   default of `--torch-omp-wait`): with libgomp's spinning wait, torch on 2
   threads ran 7-30x slower than with it on this VM shared with other jobs
@@ -191,16 +201,15 @@ def _fit_runner(model, ds, steps: int):
     )
 
 
+def _set_steps_per_execution(model, spe: int) -> None:
+    """Change a compiled model's steps per call (Keras retraces its train function)."""
+    model.steps_per_execution = spe
+    model.make_train_function(force=True)
+
+
 def _repeat(n: int, fn, *args) -> None:
     for _ in range(n):
         fn(*args)
-
-
-def _round_steps(seconds: float, step_s: float, minimum: int, multiple: int) -> int:
-    """Steps per round: at least `minimum` and `seconds` of the slower side, a multiple of
-    `multiple` (Keras runs whole executions of `steps_per_execution` steps)."""
-    steps = max(minimum, math.ceil(seconds / max(step_s, 1e-6)))
-    return multiple * math.ceil(steps / multiple)
 
 
 def bench_twins(
@@ -257,22 +266,28 @@ def bench_twins(
                 models["keras_no_metrics"] = fit.compile_model(
                     model_lib.build_model(cfg), cfg, steps_per_epoch=0
                 )
-        # trace / first-call allocations, then a few timed steps per side to size the rounds
+        # Size the rounds on one step per call (trace, then 2 timed steps per side), then
+        # run as fit.run would for an epoch of that many steps (train.execution_steps).
         step_s = []
-        probe = spe * math.ceil(4 / spe)
         for model in models.values():
-            _fit_runner(model, ds, spe)()
+            _set_steps_per_execution(model, 1)
+            _fit_runner(model, ds, 2)()
             with Clock() as c:
-                _fit_runner(model, ds, probe)()
-            step_s.append(c.wall / probe)
+                _fit_runner(model, ds, 2)()
+            step_s.append(c.wall / 2)
         _repeat(2, torch_step, *tb)
         with Clock() as c:
-            _repeat(4, torch_step, *tb)
-        step_s.append(c.wall / 4)
+            _repeat(2, torch_step, *tb)
+        step_s.append(c.wall / 2)
         if tob:
             _repeat(2, keras_model.train_on_batch, x, y)
-        n_steps = _round_steps(round_seconds, max(step_s), steps, spe)
-
+        n_steps = max(steps, math.ceil(round_seconds / max(step_s)))
+        if n_steps >= spe:  # whole calls of train.steps_per_execution steps
+            n_steps = spe * math.ceil(n_steps / spe)
+        spe = cfg.train.execution_steps(n_steps)
+        for model in models.values():
+            _set_steps_per_execution(model, spe)
+            _fit_runner(model, ds, spe)()  # trace the multi-step function
         runners = {key: _fit_runner(model, ds, n_steps) for key, model in models.items()}
         runners["torch"] = functools.partial(_repeat, n_steps, torch_step, *tb)
         if tob:
@@ -541,7 +556,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--round-seconds",
         type=float,
-        default=0.5,
+        default=1.0,
         help="a twin round runs at least this long per side (amortises fit's per-call cost)",
     )
     parser.add_argument(
