@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_train.py [--records DIR | --data DIR] [--batches 60] [--steps 4]
         [--configs tiny,default,cnn_bilstm,cnn_bilstm_gelu,stats_views,NAME@section.key=value;...]
         [--sections pipeline,noise,train,twins] [--twins default,cnn_bilstm,...] [--rounds 5]
-        [--twin-steps 4] [--round-seconds 1] [--threads 2] [--plain-keras] [--keras-lstm]
+        [--twin-steps 4] [--round-seconds 1] [--threads 2] [--plain-keras]
         [--no-metrics] [--train-on-batch]
 
 Records: `--records` (a prep output), else `prep.run` over `--data` (default the
@@ -41,10 +41,9 @@ so a small split still gives a steady-state figure.
   adds overrides, e.g. `default:model.activation="gelu_tanh"` or
   `default:model.branches=["mel"]`. Extra Keras runners in the same rounds,
   each with its own ratio: `--plain-keras` (Keras's own BatchNormalization and
-  Activation layers, model.py before its fused layers), `--keras-lstm` (Keras's
-  own LSTM, before FusedLSTM), `--no-metrics` (compiled without metrics, as
-  the twin), `--train-on-batch` (the previous measure: `train_on_batch` resets
-  every metric variable on each call). Needs torch (`pip install -e
+  Activation layers, model.py before its fused layers), `--no-metrics`
+  (compiled without metrics, as the twin), `--train-on-batch` (the previous
+  measure: `train_on_batch` resets every metric variable on each call). Needs torch (`pip install -e
   '.[bench]'`); without it the section says so and is skipped.
   torch's OpenMP threads wait passively (`OMP_WAIT_POLICY=PASSIVE`, the
   default of `--torch-omp-wait`): with libgomp's spinning wait, torch on 2
@@ -161,21 +160,6 @@ def plain_keras_layers():
 
 
 @contextlib.contextmanager
-def keras_lstm_layer():
-    """Build models with Keras's own LSTM (model.py before its FusedLSTM)."""
-    import keras
-
-    from deepwave_tf import model as model_lib
-
-    saved = model_lib.FusedLSTM
-    model_lib.FusedLSTM = keras.layers.LSTM
-    try:
-        yield
-    finally:
-        model_lib.FusedLSTM = saved
-
-
-@contextlib.contextmanager
 def no_compiled_metrics():
     """Compile models without fit.output_metrics (loss only, as the twin)."""
     from deepwave_tf import fit
@@ -219,7 +203,6 @@ def bench_twins(
     plain: bool,
     tob: bool,
     round_seconds: float,
-    keras_lstm: bool = False,
     no_metrics: bool = False,
 ) -> list[dict]:
     """Keras model vs its PyTorch twin per config, interleaved; one dict of figures per config.
@@ -256,11 +239,6 @@ def bench_twins(
                 models["keras_plain"] = fit.compile_model(
                     model_lib.build_model(cfg), cfg, steps_per_epoch=0
                 )
-        if keras_lstm and "mfcc" in cfg.model.branches:
-            with keras_lstm_layer():
-                models["keras_lstm"] = fit.compile_model(
-                    model_lib.build_model(cfg), cfg, steps_per_epoch=0
-                )
         if no_metrics:
             with no_compiled_metrics():
                 models["keras_no_metrics"] = fit.compile_model(
@@ -272,9 +250,14 @@ def bench_twins(
         for model in models.values():
             _set_steps_per_execution(model, 1)
             _fit_runner(model, ds, 2)()
-            with Clock() as c:
-                _fit_runner(model, ds, 2)()
-            step_s.append(c.wall / 2)
+            probe = 2
+            while True:  # enough steps that fit's per-call cost (~20 ms) does not count
+                with Clock() as c:
+                    _fit_runner(model, ds, probe)()
+                if c.wall >= 0.2 or probe >= 64:
+                    break
+                probe *= 4
+            step_s.append(c.wall / probe)
         _repeat(2, torch_step, *tb)
         with Clock() as c:
             _repeat(2, torch_step, *tb)
@@ -479,7 +462,6 @@ def section_twins(args) -> list[dict]:
         args.plain_keras,
         args.train_on_batch,
         args.round_seconds,
-        args.keras_lstm,
         args.no_metrics,
     )
     header = [
@@ -495,7 +477,6 @@ def section_twins(args) -> list[dict]:
         for flag, key, label in (
             (args.plain_keras, "keras_plain", "plain BN/act"),
             (args.train_on_batch, "keras_train_on_batch", "train_on_batch"),
-            (args.keras_lstm, "keras_lstm", "Keras LSTM"),
             (args.no_metrics, "keras_no_metrics", "no metrics"),
         )
         if flag
@@ -566,11 +547,6 @@ def main(argv=None) -> int:
         "--no-metrics",
         action="store_true",
         help="also time the Keras model compiled without its metrics (the twin computes none)",
-    )
-    parser.add_argument(
-        "--keras-lstm",
-        action="store_true",
-        help="also time the BiLSTM configs with Keras's own LSTM (before FusedLSTM)",
     )
     parser.add_argument(
         "--train-on-batch",

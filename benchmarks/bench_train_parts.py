@@ -5,10 +5,8 @@
 What `bench_train.py --sections twins` cannot separate, on the default
 config's shapes (batch 32):
 - BiLSTM (79 steps of 40 MFCC, 64 units, both directions), one training step
-  (forward, gradient of a sum of squares): Keras's `LSTM`, `model.FusedLSTM`
-  (XLA kernels forward and backward) and, with torch installed, `nn.LSTM`;
-  and the recurrence's forward alone as an XLA while loop against the same
-  recurrence unrolled in XLA (also its compile time).
+  (forward, gradient of a sum of squares): Keras's `LSTM` and, with torch
+  installed, `nn.LSTM`.
 - mel statistics of `stats_views` (mean and std over 313 frames of 128 bands,
   after the per-band normalisation): the TF ops `BandStatistics` runs, the same
   in one XLA kernel with the normalisation inside, the normalisation then both
@@ -60,61 +58,33 @@ def lstm_variants(batch: int, frames: int, dims: int, units: int) -> tuple[dict,
     import numpy as np
     import tensorflow as tf
 
-    from deepwave_tf import model as model_lib
-
-    rng = np.random.default_rng(0)
-    x_np = rng.standard_normal((batch, frames, dims), dtype=np.float32)
+    x_np = np.random.default_rng(0).standard_normal((batch, frames, dims), dtype=np.float32)
     x = tf.constant(x_np)
-    variants, notes = {}, {}
-    for label, cls in (("Keras LSTM", keras.layers.LSTM), ("FusedLSTM", model_lib.FusedLSTM)):
-        bi = keras.layers.Bidirectional(cls(units))
-        bi.build(x.shape)
+    bi = keras.layers.Bidirectional(keras.layers.LSTM(units))
+    bi.build(x.shape)
 
-        @tf.function
-        def step(bi=bi):
-            with tf.GradientTape() as tape:
-                y = bi(x, training=True)
-                loss = tf.reduce_sum(y * y)
-            return tape.gradient(loss, bi.trainable_variables)
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            y = bi(x, training=True)
+            loss = tf.reduce_sum(y * y)
+        return tape.gradient(loss, bi.trainable_variables)
 
-        variants[f"BiLSTM train step, {label}"] = step
+    variants, notes = {"BiLSTM train step, Keras LSTM": step}, {}
     try:
         import torch
     except ImportError:
         notes["torch"] = "not installed: no nn.LSTM row"
-    else:
-        lstm = torch.nn.LSTM(dims, units, batch_first=True, bidirectional=True)
-        xt = torch.from_numpy(x_np)
+        return variants, notes
+    lstm = torch.nn.LSTM(dims, units, batch_first=True, bidirectional=True)
+    xt = torch.from_numpy(x_np)
 
-        def torch_step():
-            lstm.zero_grad(set_to_none=True)
-            _, (h, _) = lstm(xt)
-            (h * h).sum().backward()
+    def torch_step():
+        lstm.zero_grad(set_to_none=True)
+        _, (h, _) = lstm(xt)
+        (h * h).sum().backward()
 
-        variants["BiLSTM train step, torch nn.LSTM"] = torch_step
-
-    k = tf.constant(rng.normal(0, 0.1, (dims, 4 * units)).astype(np.float32))
-    rk = tf.constant(rng.normal(0, 0.1, (units, 4 * units)).astype(np.float32))
-    b, h0 = tf.zeros([4 * units]), tf.zeros([batch, units])
-
-    @tf.function(jit_compile=True, autograph=False)
-    def unrolled(x, kernel, recurrent_kernel, bias, h0, c0):
-        xw = tf.einsum("btf,fg->tbg", x, kernel) + bias
-        h, c, hs = h0, c0, []
-        for t in range(x.shape[1]):
-            i, f, g, o = model_lib._lstm_gates(xw[t] + tf.matmul(h, recurrent_kernel))
-            c = f * c + i * g
-            h = o * tf.tanh(c)
-            hs.append(h)
-        return tf.stack(hs)
-
-    w = time.perf_counter()
-    unrolled(x, k, rk, b, h0, h0)
-    notes["unrolled XLA compile s"] = round(time.perf_counter() - w, 2)
-    variants["one direction forward, XLA while loop"] = lambda: model_lib._lstm_train_forward(
-        x, k, rk, b, h0, h0
-    )
-    variants["one direction forward, XLA unrolled"] = lambda: unrolled(x, k, rk, b, h0, h0)
+    variants["BiLSTM train step, torch nn.LSTM"] = torch_step
     return variants, notes
 
 

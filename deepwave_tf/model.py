@@ -225,139 +225,6 @@ class Gelu(layers.Layer):
         return {**super().get_config(), "approximate": self.approximate}
 
 
-# LSTM: Keras's generic RNN loop runs the cell as ~15 small TF ops per time step and
-# direction (two matmuls, adds, a split, five activations, products), and autodiff adds
-# more per step backward. On this CPU the per-op cost, not the arithmetic, is most of the
-# BiLSTM's time (the default: 79 steps x 2 directions). Training therefore runs the
-# recurrence as one XLA kernel forward (the input projection of all steps as one matmul
-# before the loop) and one hand-written backward pass through time, also compiled.
-def _lstm_gates(z):
-    """Pre-activations `[batch, 4 units]` (Keras's order i, f, c, o) -> activated gates."""
-    i, f, g, o = tf.split(z, 4, axis=1)
-    return tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
-
-
-@tf.function(jit_compile=True, autograph=False)
-def _lstm_train_forward(x, kernel, recurrent_kernel, bias, h0, c0):
-    """x `[batch, time, features]` -> h, c `[time, batch, units]`, gates `[time, batch, 4 units]`."""
-    steps = x.shape[1]
-    xw = tf.einsum("btf,fg->tbg", x, kernel) + bias  # every step's input projection at once
-
-    def body(t, h, c, hs, cs, gs):
-        i, f, g, o = _lstm_gates(xw[t] + tf.matmul(h, recurrent_kernel))
-        c = f * c + i * g
-        h = o * tf.tanh(c)
-        return t + 1, h, c, hs.write(t, h), cs.write(t, c), gs.write(t, tf.concat([i, f, g, o], 1))
-
-    arrays = [tf.TensorArray(x.dtype, size=steps) for _ in range(3)]
-    _, _, _, hs, cs, gs = tf.while_loop(
-        lambda t, *_: t < steps, body, (0, h0, c0, *arrays), maximum_iterations=steps
-    )
-    return hs.stack(), cs.stack(), gs.stack()
-
-
-@tf.function(jit_compile=True, autograph=False)
-def _lstm_train_backward(x, kernel, recurrent_kernel, h0, c0, hs, cs, gates, d_out, d_c_last):
-    """Backpropagation through time of `_lstm_train_forward`: d(x, kernels, bias, h0, c0)."""
-    steps = x.shape[1]
-    d_hs = tf.transpose(d_out, [1, 0, 2])  # [time, batch, units]
-    c_prev = tf.concat([c0[None], cs[:-1]], 0)
-
-    def body(t, dh_next, dc_next, dzs):
-        i, f, g, o = tf.split(gates[t], 4, axis=1)
-        tanh_c = tf.tanh(cs[t])
-        dh = d_hs[t] + dh_next
-        dc = dc_next + dh * o * (1.0 - tanh_c * tanh_c)
-        dz = tf.concat(
-            [
-                dc * g * i * (1.0 - i),
-                dc * c_prev[t] * f * (1.0 - f),
-                dc * i * (1.0 - g * g),
-                dh * tanh_c * o * (1.0 - o),
-            ],
-            1,
-        )
-        return t - 1, tf.matmul(dz, recurrent_kernel, transpose_b=True), dc * f, dzs.write(t, dz)
-
-    _, dh0, dc0, dzs = tf.while_loop(
-        lambda t, *_: t >= 0,
-        body,
-        (steps - 1, tf.zeros_like(h0), d_c_last, tf.TensorArray(x.dtype, size=steps)),
-        maximum_iterations=steps,
-    )
-    dz = dzs.stack()  # [time, batch, 4 units]
-    h_prev = tf.concat([h0[None], hs[:-1]], 0)
-    d_kernel = tf.einsum("btf,tbg->fg", x, dz)
-    d_recurrent = tf.einsum("tbu,tbg->ug", h_prev, dz)
-    d_bias = tf.reduce_sum(dz, [0, 1])
-    dx = tf.einsum("tbg,fg->btf", dz, kernel)
-    return dx, d_kernel, d_recurrent, d_bias, dh0, dc0
-
-
-@tf.custom_gradient
-def _fused_lstm(x, kernel, recurrent_kernel, bias, h0, c0):
-    """`[batch, time, features]` -> (h `[batch, time, units]`, last c `[batch, units]`)."""
-    # stop_gradient: the tape must not trace the compiled loop (its gradient is `grad`).
-    hs, cs, gates = _lstm_train_forward(
-        *(tf.stop_gradient(a) for a in (x, kernel, recurrent_kernel, bias, h0, c0))
-    )
-    outputs = tf.transpose(hs, [1, 0, 2])
-
-    def grad(d_out, d_c_last):
-        d_out = tf.zeros_like(outputs) if d_out is None else d_out
-        d_c_last = tf.zeros_like(c0) if d_c_last is None else d_c_last
-        return _lstm_train_backward(
-            x, kernel, recurrent_kernel, h0, c0, hs, cs, gates, d_out, d_c_last
-        )
-
-    return (outputs, cs[-1]), grad
-
-
-@keras.saving.register_keras_serializable(package="deepwave_tf")
-class FusedLSTM(layers.LSTM):
-    """`keras.layers.LSTM` whose training step runs the recurrence as fused XLA kernels.
-
-    Same weights (layout and names), same values to float32 rounding, same
-    dropout; inference (predict, evaluate, the exported SavedModel) runs
-    Keras's own loop, so the export holds no XLA op. Cases the kernels do not
-    cover (a mask, recurrent dropout, other activations, no bias, stateful,
-    an unknown number of steps, not float32) fall back to Keras's loop.
-    """
-
-    def _fusable(self, sequences, mask) -> bool:
-        cell = self.cell
-        return (
-            mask is None
-            and not self.stateful
-            and not cell.recurrent_dropout
-            and cell.use_bias
-            and getattr(cell.activation, "__name__", "") == "tanh"
-            and getattr(cell.recurrent_activation, "__name__", "") == "sigmoid"
-            and sequences.shape[1] is not None
-            and sequences.dtype == "float32"
-        )
-
-    def inner_loop(self, sequences, initial_state, mask, training=False):
-        if not (training and self._fusable(sequences, mask)):
-            return super().inner_loop(sequences, initial_state, mask, training=training)
-        cell = self.cell
-        if 0.0 < cell.dropout < 1.0:  # one mask for all steps, as LSTMCell applies it
-            sequences = sequences * cell.get_dropout_mask(sequences[:, 0, :])[:, None, :]
-        if self.go_backwards:  # outputs in processed order, as backend.rnn returns them
-            sequences = tf.reverse(sequences, [1])
-        h0, c0 = initial_state
-        outputs, c_last = _fused_lstm(
-            sequences,
-            tf.convert_to_tensor(cell.kernel),
-            tf.convert_to_tensor(cell.recurrent_kernel),
-            tf.convert_to_tensor(cell.bias),
-            h0,
-            c0,
-        )
-        h_last = outputs[:, -1]
-        return h_last, outputs, [h_last, c_last]
-
-
 def activation_layer(name: str, layer_name: str) -> layers.Layer:
     """`model.activation` ("relu" | "gelu" | "gelu_tanh") as a layer named `layer_name`."""
     if name == "relu":
@@ -517,7 +384,7 @@ def _mfcc_branch(x, m):
     for i in range(m.lstm_layers):
         last = i == m.lstm_layers - 1
         x = layers.Bidirectional(
-            FusedLSTM(
+            layers.LSTM(
                 m.lstm_units,
                 return_sequences=not (last and m.lstm_pooling == "last"),
                 dropout=m.lstm_dropout,
