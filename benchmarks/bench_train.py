@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_train.py [--records DIR | --data DIR] [--batches 60] [--steps 4]
         [--configs tiny,default,cnn_bilstm,cnn_bilstm_gelu,stats_views,NAME@section.key=value;...]
         [--sections pipeline,noise,train,twins] [--twins default,cnn_bilstm,...] [--rounds 5]
-        [--twin-steps 4] [--threads 2] [--plain-keras]
+        [--twin-steps 4] [--round-seconds 1] [--threads 2] [--plain-keras]
+        [--no-metrics] [--train-on-batch]
 
 Records: `--records` (a prep output), else `prep.run` over `--data` (default the
 embedded data/sample) into a temporary directory. The train split is repeated,
@@ -27,15 +28,23 @@ so a small split still gives a steady-state figure.
 - Keras vs PyTorch (issue 11): each `--twins` config's model against its
   PyTorch twin (benchmarks/torch_twin.py, built from the same config: same
   layers, Adam, loss), batch `data.batch_size` of random inputs, TF and torch
-  both on `--threads` intra-op and inter-op threads. After 2 warm-up steps each,
-  `--rounds` rounds alternate `--twin-steps` Keras steps and as many torch
-  steps (A B A B), so both see the same load; the table gives median examples/s
-  of each and the median of the per-round Keras/PyTorch ratios (target >= 1.2).
-  An entry `NAME:section.key=value;...` adds overrides, e.g.
-  `default:model.activation="gelu_tanh"`. `--plain-keras` also times, in the
-  same rounds, the Keras model built with Keras's own BatchNormalization and
-  Activation layers (what model.py used before its fused layers). Needs torch
-  (`pip install -e '.[bench]'`); without it the section says so and is skipped.
+  both on `--threads` intra-op and inter-op threads. The Keras side trains
+  through `model.fit` on a dataset repeating the batch in memory, the loop
+  `fit.run` trains with (`train.steps_per_execution` steps per call, metrics
+  reset once per epoch); the default `--twins` is every model config in
+  configs/. After warm-up, `--rounds` rounds alternate Keras and torch (A B A
+  B), each side running the same number of steps a round: at least
+  `--twin-steps` and `--round-seconds` of the slower side, a multiple of the
+  steps per execution (fit's per-call cost is then a few % at most). The table
+  gives median examples/s of each and the median of the per-round
+  Keras/PyTorch ratios (target >= 1.2). An entry `NAME:section.key=value;...`
+  adds overrides, e.g. `default:model.activation="gelu_tanh"` or
+  `default:model.branches=["mel"]`. Extra Keras runners in the same rounds,
+  each with its own ratio: `--plain-keras` (Keras's own BatchNormalization and
+  Activation layers, model.py before its fused layers), `--no-metrics`
+  (compiled without metrics, as the twin), `--train-on-batch` (the previous
+  measure: `train_on_batch` resets every metric variable on each call). Needs torch (`pip install -e
+  '.[bench]'`); without it the section says so and is skipped.
   torch's OpenMP threads wait passively (`OMP_WAIT_POLICY=PASSIVE`, the
   default of `--torch-omp-wait`): with libgomp's spinning wait, torch on 2
   threads ran 7-30x slower than with it on this VM shared with other jobs
@@ -51,6 +60,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import math
 import os
 import statistics
 import sys
@@ -66,7 +76,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "data" / "sample"
 CONFIGS = ("tiny", "default", "cnn_bilstm", "cnn_bilstm_gelu", "stats_views")
-TWINS = ("default", "cnn_bilstm", "cnn_bilstm_gelu", "stats_views")  # the shipped model configs
+# Every model config in configs/ (text.toml is the text model, deepwave_tf.text).
+TWINS = (
+    "default",
+    "cnn_bilstm",
+    "cnn_bilstm_gelu",
+    "stats_views",
+    "frontend_mel",
+    "frontend_lfcc",
+    "frontend_linear",
+    "frontend_phase",
+    "stats_linear",
+    "stats_vocode",
+    "tiny",
+    "waveform",
+    "waveform_stats",
+)
 SECTIONS = ("pipeline", "noise", "train", "twins")
 
 
@@ -134,14 +159,59 @@ def plain_keras_layers():
         model_lib.FusedBatchNormalization, model_lib.activation_layer = saved
 
 
+@contextlib.contextmanager
+def no_compiled_metrics():
+    """Compile models without fit.output_metrics (loss only, as the twin)."""
+    from deepwave_tf import fit
+
+    saved = fit.output_metrics
+    fit.output_metrics = list
+    try:
+        yield
+    finally:
+        fit.output_metrics = saved
+
+
 def parse_twin(item: str) -> tuple[str, list[str]]:
     """`NAME[:section.key=value;...]` -> (config name, overrides)."""
     name, _, rest = item.partition(":")
     return name, [o for o in rest.split(";") if o]
 
 
-def bench_twins(items: list[str], rounds: int, steps: int, plain: bool) -> list[dict]:
-    """Keras model vs its PyTorch twin per config, interleaved; one dict of figures per config."""
+def _fit_runner(model, ds, steps: int):
+    """`steps` training steps through `model.fit` (one epoch), the loop `fit.run` trains with."""
+    return functools.partial(
+        model.fit, ds, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False
+    )
+
+
+def _set_steps_per_execution(model, spe: int) -> None:
+    """Change a compiled model's steps per call (Keras retraces its train function)."""
+    model.steps_per_execution = spe
+    model.make_train_function(force=True)
+
+
+def _repeat(n: int, fn, *args) -> None:
+    for _ in range(n):
+        fn(*args)
+
+
+def bench_twins(
+    items: list[str],
+    rounds: int,
+    steps: int,
+    plain: bool,
+    tob: bool,
+    round_seconds: float,
+    no_metrics: bool = False,
+) -> list[dict]:
+    """Keras model vs its PyTorch twin per config, interleaved; one dict of figures per config.
+
+    The Keras side trains through `model.fit` on an in-memory dataset repeating
+    one batch: the loop `fit.run` uses (a call runs `train.steps_per_execution`
+    steps, metrics reset once per epoch). `tob` also times `train_on_batch`,
+    the previous measure, which resets every metric variable on each call.
+    """
     import tensorflow as tf
     import torch_twin
 
@@ -154,32 +224,66 @@ def bench_twins(items: list[str], rounds: int, steps: int, plain: bool) -> list[
         name, overrides = parse_twin(item)
         cfg = load_config(CONFIG_DIR / f"{name}.toml", overrides)
         batch = torch_twin.random_batch(cfg, cfg.data.batch_size)
-        mfcc, mel, labels = batch
-        x = {"mfcc": tf.constant(mfcc), "mel": tf.constant(mel)}
+        seq, image, labels, wave = batch
+        x = {k: tf.constant(v) for k, v in torch_twin.keras_inputs(cfg, seq, image, wave).items()}
         y = {k: tf.constant(v) for k, v in labels.items()}
-        keras_model = fit.compile_model(model_lib.build_model(cfg), cfg)
+        ds = tf.data.Dataset.from_tensors((x, y)).repeat()
+        keras_model = fit.compile_model(model_lib.build_model(cfg), cfg, steps_per_epoch=0)
+        spe = int(keras_model.steps_per_execution)
         twin, torch_step = torch_twin.make_trainer(cfg)
         parity = torch_twin.check_twin(cfg, keras_model, twin, batch)
         tb = torch_twin.to_torch(*batch)
-        runners = {
-            "keras": functools.partial(keras_model.train_on_batch, x, y),
-            "torch": functools.partial(torch_step, *tb),
-        }
+        models = {"keras": keras_model}
         if plain:
             with plain_keras_layers():
-                plain_model = fit.compile_model(model_lib.build_model(cfg), cfg)
-            runners["keras_plain"] = functools.partial(plain_model.train_on_batch, x, y)
-        for run in runners.values():  # trace / first-call allocations
-            for _ in range(2):
-                run()
+                models["keras_plain"] = fit.compile_model(
+                    model_lib.build_model(cfg), cfg, steps_per_epoch=0
+                )
+        if no_metrics:
+            with no_compiled_metrics():
+                models["keras_no_metrics"] = fit.compile_model(
+                    model_lib.build_model(cfg), cfg, steps_per_epoch=0
+                )
+        # Size the rounds on one step per call (trace, then 2 timed steps per side), then
+        # run as fit.run would for an epoch of that many steps (train.execution_steps).
+        step_s = []
+        for model in models.values():
+            _set_steps_per_execution(model, 1)
+            _fit_runner(model, ds, 2)()
+            probe = 2
+            while True:  # enough steps that fit's per-call cost (~20 ms) does not count
+                with Clock() as c:
+                    _fit_runner(model, ds, probe)()
+                if c.wall >= 0.2 or probe >= 64:
+                    break
+                probe *= 4
+            step_s.append(c.wall / probe)
+        _repeat(2, torch_step, *tb)
+        with Clock() as c:
+            _repeat(2, torch_step, *tb)
+        step_s.append(c.wall / 2)
+        if tob:
+            _repeat(2, keras_model.train_on_batch, x, y)
+        n_steps = max(steps, math.ceil(round_seconds / max(step_s)))
+        if n_steps >= spe:  # whole calls of train.steps_per_execution steps
+            n_steps = spe * math.ceil(n_steps / spe)
+        spe = cfg.train.execution_steps(n_steps)
+        for model in models.values():
+            _set_steps_per_execution(model, spe)
+            _fit_runner(model, ds, spe)()  # trace the multi-step function
+        runners = {key: _fit_runner(model, ds, n_steps) for key, model in models.items()}
+        runners["torch"] = functools.partial(_repeat, n_steps, torch_step, *tb)
+        if tob:
+            runners["keras_train_on_batch"] = functools.partial(
+                _repeat, n_steps, keras_model.train_on_batch, x, y
+            )
         wall = {k: [] for k in runners}
         cpu = {k: [] for k in runners}
-        n = steps * cfg.data.batch_size
+        n = n_steps * cfg.data.batch_size
         for _ in range(rounds):
             for key, run in runners.items():  # A B A B ...
                 with Clock() as c:
-                    for _ in range(steps):
-                        run()
+                    run()
                 wall[key].append(n / c.wall)
                 cpu[key].append(1000 * c.cpu / n)
         ratios = [k / t for k, t in zip(wall["keras"], wall["torch"])]
@@ -190,25 +294,35 @@ def bench_twins(items: list[str], rounds: int, steps: int, plain: bool) -> list[
             "parity_max_abs": parity,
             "batch": cfg.data.batch_size,
             "rounds": rounds,
-            "steps": steps,
+            "steps": n_steps,
+            "steps_per_execution": spe,
+            "runners": list(runners),
             **{f"{k}_ex_s": statistics.median(v) for k, v in wall.items()},
             **{f"{k}_cpu_ms_ex": statistics.median(v) for k, v in cpu.items()},
             "ratio": statistics.median(ratios),
             "ratio_min": min(ratios),
             "ratio_max": max(ratios),
         }
-        if plain:
-            row["fused_vs_plain"] = statistics.median(
-                k / p for k, p in zip(wall["keras"], wall["keras_plain"])
-            )
+        for key in runners:
+            if key.startswith("keras_"):
+                row[f"ratio_{key}"] = statistics.median(
+                    k / t for k, t in zip(wall[key], wall["torch"])
+                )
         results.append(row)
+        extra = "".join(
+            f", {k[6:]} {row[f'{k}_ex_s']:.1f} ex/s ({row[f'ratio_{k}']:.2f})"
+            for k in runners
+            if k.startswith("keras_")
+        )
         print(
             f"  {item}: Keras {row['keras_ex_s']:.1f} ex/s, PyTorch {row['torch_ex_s']:.1f} ex/s, "
-            f"ratio {row['ratio']:.2f} ({row['ratio_min']:.2f}-{row['ratio_max']:.2f}), "
-            f"outputs equal to {row['parity_max_abs']:.0e} with the same weights",
+            f"ratio {row['ratio']:.2f} ({row['ratio_min']:.2f}-{row['ratio_max']:.2f}){extra}; "
+            f"{n_steps} steps a round, CPU ms/ex Keras {row['keras_cpu_ms_ex']:.2f} PyTorch "
+            f"{row['torch_cpu_ms_ex']:.2f}; outputs equal to {row['parity_max_abs']:.0e} "
+            "with the same weights",
             flush=True,
         )
-        del keras_model, twin
+        del keras_model, twin, models
     return results
 
 
@@ -338,30 +452,52 @@ def section_twins(args) -> list[dict]:
     """Keras vs PyTorch per shipped config: the side-by-side table."""
     items = [t for t in args.twins.split(",") if t]
     print(
-        f"\nKeras vs PyTorch: {args.rounds} rounds x {args.twin_steps} steps per side, "
-        f"{args.threads} threads each"
+        f"\nKeras vs PyTorch: {args.rounds} rounds per side of >= {args.twin_steps} steps and "
+        f">= {args.round_seconds} s, {args.threads} threads each"
     )
-    results = bench_twins(items, args.rounds, args.twin_steps, args.plain_keras)
+    results = bench_twins(
+        items,
+        args.rounds,
+        args.twin_steps,
+        args.plain_keras,
+        args.train_on_batch,
+        args.round_seconds,
+        args.no_metrics,
+    )
     header = [
         "config",
+        "steps/execution",
         "Keras ex/s",
         "PyTorch ex/s",
         "Keras/PyTorch (rounds' range)",
         "met (>= 1.2)",
     ]
-    if args.plain_keras:
-        header[2:2] = ["Keras, plain BN/act ex/s"]
+    extras = [
+        (flag, key, label)
+        for flag, key, label in (
+            (args.plain_keras, "keras_plain", "plain BN/act"),
+            (args.train_on_batch, "keras_train_on_batch", "train_on_batch"),
+            (args.no_metrics, "keras_no_metrics", "no metrics"),
+        )
+        if flag
+    ]
+    for _, _, label in extras:
+        header.insert(-2, f"Keras {label} ex/s (ratio)")
     rows = []
     for r in results:
         row = [
             r["config"],
+            str(r["steps_per_execution"]),
             f"{r['keras_ex_s']:,.1f}",
             f"{r['torch_ex_s']:,.1f}",
             f"{r['ratio']:.2f} ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})",
             str(r["ratio"] >= 1.2),
         ]
-        if args.plain_keras:
-            row[2:2] = [f"{r['keras_plain_ex_s']:,.1f}"]
+        for _, key, _ in extras:
+            cell = (
+                f"{r[f'{key}_ex_s']:,.1f} ({r[f'ratio_{key}']:.2f})" if key in r["runners"] else "-"
+            )
+            row.insert(-2, cell)
         rows.append(row)
     table(
         f"Keras vs PyTorch twin (train step, batch {results[0]['batch'] if results else '-'}, "
@@ -399,7 +535,23 @@ def main(argv=None) -> int:
         "--threads", type=int, default=2, help="TF and torch intra/inter-op threads"
     )
     parser.add_argument(
+        "--round-seconds",
+        type=float,
+        default=1.0,
+        help="a twin round runs at least this long per side (amortises fit's per-call cost)",
+    )
+    parser.add_argument(
         "--plain-keras", action="store_true", help="also time Keras's own BN/Activation layers"
+    )
+    parser.add_argument(
+        "--no-metrics",
+        action="store_true",
+        help="also time the Keras model compiled without its metrics (the twin computes none)",
+    )
+    parser.add_argument(
+        "--train-on-batch",
+        action="store_true",
+        help="also time the Keras model by train_on_batch (the previous pass's measure)",
     )
     parser.add_argument(
         "--torch-omp-wait",

@@ -7,9 +7,12 @@ a model option that changes the Keras graph must change this file too;
 `check_twin` (run by the benchmark before timing) compares shapes and trainable
 parameter counts and fails loudly when the two drift.
 
-Layouts are each framework's own: the Keras model reads the mel NHWC
-`[batch, n_mels, frames, 1]`, the twin NCHW `[batch, 1, n_mels, frames]`.
-Both read the MFCC `[batch, frames, n_mfcc]`.
+Inputs are the config's front-ends (`features.sequence`, time-major, for the
+BiLSTM; `features.image`, band-major, for the CNN; both for the stats branch):
+mfcc and mel by default, lfcc, linear or phase in the frontend_* configs.
+Layouts are each framework's own: the Keras model reads the image NHWC
+`[batch, bands, frames, 1]`, the twin NCHW `[batch, 1, bands, frames]`.
+Both read the sequence `[batch, frames, dims]`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepwave_tf.config import Config, ModelConfig
+from deepwave_tf.features import WAVEFORM
 
 # Keras's defaults where torch's differ (the values matter for the numbers, not the speed).
 KERAS_BN_EPS = 1e-3
@@ -70,6 +74,7 @@ class MfccBranch(nn.Module):
     """MFCC branch: (average pool over time) -> stacked BiLSTM -> `[batch, features]`."""
 
     def __init__(self, m: ModelConfig, n_mfcc: int, num_frames: int):
+        # n_mfcc: the sequence front-end's values per frame (MFCC, or LFCC with deltas)
         super().__init__()
         self.m = m
         # Keras's "same" average pooling: ceil(frames / pool) windows, the padding split as
@@ -154,38 +159,161 @@ class MelBranch(nn.Module):
         return self.global_pool(self.blocks(y))
 
 
+def _tf_same_pad(x, kernel: int, stride: int, value: float = 0.0):
+    """Pad the last axis as TF's "same" does (the smaller half first)."""
+    return F.pad(x, _same_padding(x.shape[-1], kernel, stride), value=value)
+
+
+class _SamePool1d(nn.Module):
+    """Keras's `MaxPooling1D(k, padding="same")` on `[batch, channels, time]`."""
+
+    def __init__(self, k: int, exact: bool):
+        super().__init__()
+        self.k, self.exact = k, exact
+        self.pool = nn.MaxPool1d(k, ceil_mode=not exact)
+
+    def forward(self, x):
+        if self.exact:
+            x = _tf_same_pad(x, self.k, self.k, float("-inf"))
+        return self.pool(x)
+
+
+class _ResBlock1d(nn.Module):
+    """sincnet.waveform_branch's residual block: conv3-BN-act-conv3-BN (+ 1x1 projection), act, pool 3."""
+
+    def __init__(self, c_in: int, c_out: int, activation: str, exact: bool):
+        super().__init__()
+        bn = dict(eps=KERAS_BN_EPS, momentum=KERAS_BN_MOMENTUM)
+        self.conv_a = nn.Conv1d(c_in, c_out, 3, padding=1, bias=False)
+        self.bn_a = nn.BatchNorm1d(c_out, **bn)
+        self.act_a = _activation(activation)
+        self.conv_b = nn.Conv1d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn_b = nn.BatchNorm1d(c_out, **bn)
+        self.project = nn.Conv1d(c_in, c_out, 1, bias=False) if c_in != c_out else None
+        self.act_b = _activation(activation)
+        self.pool = _SamePool1d(3, exact)
+
+    def forward(self, x):
+        y = self.bn_b(self.conv_b(self.act_a(self.bn_a(self.conv_a(x)))))
+        skip = x if self.project is None else self.project(x)
+        return self.pool(self.act_b(y + skip))
+
+
+class WaveformBranch(nn.Module):
+    """sincnet.waveform_branch: decimate -> SincConv -> |x|, pool, BN, act -> residual blocks -> pool.
+
+    The sinc kernels are recomputed from the two trainable cut-off vectors in
+    every call, as `SincConv` does. Strided convolutions and the pools pad as
+    TF's "same" (explicitly) only with `exact_padding` (the parity check); the
+    timed twin uses torch's own padding of the same output size.
+    """
+
+    def __init__(self, m: ModelConfig, sample_rate_hz: int, exact_padding: bool = False):
+        super().__init__()
+        from deepwave_tf import sincnet
+
+        self.exact = exact_padding
+        self.factor = sample_rate_hz // m.waveform_rate_hz
+        self.rate = float(m.waveform_rate_hz)
+        self.stride = m.waveform_stride
+        self.kernel_samples = m.waveform_kernel_samples
+        decimate = sincnet.Decimate(self.factor).lowpass() if self.factor > 1 else None
+        self.register_buffer(
+            "lowpass", None if decimate is None else torch.from_numpy(decimate)[None, None]
+        )
+        low, band = sincnet.mel_band_edges(m.waveform_filters, self.rate)
+        self.low_hz = nn.Parameter(torch.tensor(low - sincnet.MIN_LOW_HZ, dtype=torch.float32))
+        self.band_hz = nn.Parameter(
+            torch.tensor(np.maximum(band - sincnet.MIN_BAND_HZ, 0.0), dtype=torch.float32)
+        )
+        half = (self.kernel_samples - 1) // 2
+        t = np.arange(-half, half + 1, dtype=np.float64) / self.rate
+        self.register_buffer(
+            "t", torch.tensor(np.where(t == 0.0, 1.0, t)[:, None], dtype=torch.float32)
+        )
+        self.register_buffer("centre", torch.tensor((t == 0.0)[:, None]))
+        self.register_buffer(
+            "window",
+            torch.tensor(np.hamming(self.kernel_samples)[:, None] / self.rate, dtype=torch.float32),
+        )
+        self.min_low, self.min_band = sincnet.MIN_LOW_HZ, sincnet.MIN_BAND_HZ
+        self.sinc_pool = _SamePool1d(3, exact_padding)
+        self.sinc_bn = nn.BatchNorm1d(
+            m.waveform_filters, eps=KERAS_BN_EPS, momentum=KERAS_BN_MOMENTUM
+        )
+        self.sinc_act = _activation(m.activation)
+        blocks, c_in = [], m.waveform_filters
+        for channels in m.waveform_channels:
+            blocks.append(_ResBlock1d(c_in, channels, m.activation, exact_padding))
+            c_in = channels
+        self.blocks = nn.Sequential(*blocks)
+        self.global_pool = _GlobalPool(m.conv_pooling, (2,))
+
+    def kernels(self):
+        """`[filters, 1, K]` band-pass kernels (sincnet.windowed_sinc_bandpass)."""
+        low = self.min_low + self.low_hz.abs()
+        high = torch.clamp(low + self.min_band + self.band_hz.abs(), self.min_low, self.rate / 2)
+        two_pi = 2.0 * np.pi
+        taps = (torch.sin(two_pi * high * self.t) - torch.sin(two_pi * low * self.t)) / (
+            np.pi * self.t
+        )
+        taps = torch.where(self.centre, 2.0 * (high - low), taps) * self.window  # [K, filters]
+        return taps.t()[:, None, :]
+
+    def _conv(self, x, kernel, stride: int):
+        k = kernel.shape[-1]
+        if self.exact:
+            return F.conv1d(_tf_same_pad(x, k, stride), kernel, stride=stride)
+        return F.conv1d(x, kernel, stride=stride, padding=k // 2)
+
+    def forward(self, wave):  # [batch, samples]
+        x = wave[:, None, :]
+        if self.lowpass is not None:
+            x = self._conv(x, self.lowpass, self.factor)
+        x = self._conv(x, self.kernels(), self.stride)
+        x = self.sinc_act(self.sinc_bn(self.sinc_pool(x.abs())))
+        return self.global_pool(self.blocks(x))
+
+
 class TorchTwin(nn.Module):
-    """`build_model(cfg)` in PyTorch: `(mfcc, mel)` -> `{"fake", "real"}` probabilities `[batch]`."""
+    """`build_model(cfg)` in PyTorch: `(sequence, image)` -> `{"fake", "real"}` probabilities `[batch]`."""
 
     def __init__(self, cfg: Config, exact_padding: bool = False):
         super().__init__()
         m, f = cfg.model, cfg.features
         self.m = m
+        seq_dims, image_shape = _front_end_shapes(cfg)
         # Fixed normalisation (identity statistics, as build_model without stats).
-        self.register_buffer("mfcc_mean", torch.zeros(f.n_mfcc))
-        self.register_buffer("mfcc_std", torch.ones(f.n_mfcc))
-        self.register_buffer("mel_mean", torch.zeros(f.n_mels, 1))
-        self.register_buffer("mel_std", torch.ones(f.n_mels, 1))
+        self.register_buffer("mfcc_mean", torch.zeros(seq_dims))
+        self.register_buffer("mfcc_std", torch.ones(seq_dims))
+        self.register_buffer("mel_mean", torch.zeros(image_shape[0], 1))
+        self.register_buffer("mel_std", torch.ones(image_shape[0], 1))
         width = 0
-        self.mfcc = MfccBranch(m, f.n_mfcc, f.num_frames) if "mfcc" in m.branches else None
+        self.mfcc = MfccBranch(m, seq_dims, f.num_frames) if "mfcc" in m.branches else None
         if self.mfcc is not None:
             width += 2 * m.lstm_units * (2 if m.lstm_pooling == "avgmax" else 1)
-        self.mel = MelBranch(m, f.mel_shape, exact_padding) if "mel" in m.branches else None
+        self.mel = MelBranch(m, image_shape, exact_padding) if "mel" in m.branches else None
         if self.mel is not None:
             width += m.conv_filters[-1] * (2 if m.conv_pooling == "avgmax" else 1)
         self.stats = None
         if "stats" in m.branches:
             self.stats = nn.Sequential(
-                nn.Linear(2 * (f.n_mels + f.n_mfcc), m.stats_units), _activation(m.activation)
+                nn.Linear(2 * (image_shape[0] + seq_dims), m.stats_units),
+                _activation(m.activation),
             )
             width += m.stats_units
+        self.wave = None
+        if m.uses_waveform:
+            self.wave = WaveformBranch(m, f.sample_rate_hz, exact_padding)
+            width += m.waveform_channels[-1] * (2 if m.conv_pooling == "avgmax" else 1)
         # head
         self.dense = nn.Sequential(nn.Linear(width, m.dense_units), _activation(m.activation))
         self.dropout = nn.Dropout(m.dropout) if m.dropout > 0 else nn.Identity()
         self.scores = nn.Linear(m.dense_units, 2)
 
-    def forward(self, mfcc, mel):
-        """mfcc `[batch, frames, n_mfcc]`, mel `[batch, 1, n_mels, frames]`."""
+    def forward(self, mfcc, mel, wave=None):
+        """mfcc: the sequence `[batch, frames, dims]`; mel: the image `[batch, 1, bands, frames]`;
+        wave: the samples `[batch, samples]` (waveform branch only)."""
         mfcc = (mfcc - self.mfcc_mean) / self.mfcc_std
         mel = (mel - self.mel_mean) / self.mel_std
         vectors = []
@@ -197,6 +325,8 @@ class TorchTwin(nn.Module):
             mel_t = mel[:, 0].transpose(1, 2)  # [batch, frames, n_mels]
             s = torch.cat([_band_statistics(mel_t), _band_statistics(mfcc)], dim=-1)
             vectors.append(self.stats(s))
+        if self.wave is not None:
+            vectors.append(self.wave(wave))
         z = torch.cat(vectors, dim=-1) if len(vectors) > 1 else vectors[0]
         scores = self.scores(self.dropout(self.dense(z)))
         if self.m.head == "softmax":  # model.BinaryLogits
@@ -224,9 +354,9 @@ def make_trainer(cfg: Config):
     # Keras's Adam epsilon is 1e-7 (torch's 1e-8); the rest of the defaults match.
     opt = torch.optim.Adam(twin.parameters(), lr=cfg.train.learning_rate, eps=1e-7)
 
-    def step(mfcc, mel, labels):
+    def step(mfcc, mel, labels, wave=None):
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(cfg, twin(mfcc, mel), labels)
+        loss = loss_fn(cfg, twin(mfcc, mel, wave), labels)
         loss.backward()
         opt.step()
         return loss
@@ -234,22 +364,47 @@ def make_trainer(cfg: Config):
     return twin, step
 
 
-def random_batch(cfg: Config, batch: int, seed: int = 0):
-    """Numpy `(mfcc, mel_nhwc, labels)`: normal inputs, 0/1 labels (as fit feeds them)."""
+def _front_end_shapes(cfg: Config) -> tuple[int, tuple[int, int]]:
+    """(values per frame of the sequence, `(bands, frames)` of the image); refuses layouts
+    the twin does not follow (a band-major sequence, a time-major image, or one tensor for both)."""
     f = cfg.features
+    if f.sequence == f.image or not f.time_major(f.sequence) or f.time_major(f.image):
+        raise NotImplementedError(
+            f"features.sequence={f.sequence!r}, features.image={f.image!r}: the PyTorch twin "
+            "needs a time-major sequence (mfcc, lfcc) and a band-major image (mel, linear, phase)"
+        )
+    return f.feature_shape(f.sequence)[1], f.feature_shape(f.image)
+
+
+def random_batch(cfg: Config, batch: int, seed: int = 0):
+    """Numpy `(sequence, image_nhwc, labels, waveform or None)`: normal inputs, 0/1 labels."""
+    f = cfg.features
+    seq_dims, image_shape = _front_end_shapes(cfg)
     rng = np.random.default_rng(seed)
-    mfcc = rng.standard_normal((batch, *f.mfcc_shape), dtype=np.float32)
-    mel = rng.standard_normal((batch, *f.mel_shape, 1), dtype=np.float32)
+    seq = rng.standard_normal((batch, f.num_frames, seq_dims), dtype=np.float32)
+    image = rng.standard_normal((batch, *image_shape, 1), dtype=np.float32)
     labels = {k: rng.integers(0, 2, batch).astype(np.float32) for k in ("fake", "real")}
-    return mfcc, mel, labels
+    wave = None
+    if cfg.model.uses_waveform:
+        wave = rng.standard_normal((batch, f.num_samples), dtype=np.float32)
+    return seq, image, labels, wave
 
 
-def to_torch(mfcc, mel_nhwc, labels):
-    """The numpy batch in the twin's layout (mel NCHW), contiguous."""
+def keras_inputs(cfg: Config, seq, image_nhwc, wave=None) -> dict:
+    """The batch as the Keras model's input dict, keyed by front-end name (and `waveform`)."""
+    out = {cfg.features.sequence: seq, cfg.features.image: image_nhwc}
+    if wave is not None:
+        out[WAVEFORM] = wave
+    return out
+
+
+def to_torch(mfcc, mel_nhwc, labels, wave=None):
+    """The numpy batch in the twin's layout (image NCHW), contiguous."""
     return (
         torch.from_numpy(mfcc),
         torch.from_numpy(np.ascontiguousarray(mel_nhwc.transpose(0, 3, 1, 2))),
         {k: torch.from_numpy(v) for k, v in labels.items()},
+        None if wave is None else torch.from_numpy(wave),
     )
 
 
@@ -293,6 +448,8 @@ def copy_keras_weights(keras_model, twin: TorchTwin) -> None:
                 put(getattr(lstm, f"weight_hh_l0{suffix}"), cell.recurrent_kernel, (1, 0))
                 put(getattr(lstm, f"bias_ih_l0{suffix}"), cell.bias)
                 put(getattr(lstm, f"bias_hh_l0{suffix}"), np.zeros(cell.bias.shape, np.float32))
+    if twin.wave is not None:
+        _copy_waveform_weights(keras_model, twin.wave, put)
     dense = [(twin.dense[0], "dense"), (twin.scores, "scores")]
     if twin.stats is not None:
         dense.append((twin.stats[0], "stats_dense"))
@@ -300,6 +457,34 @@ def copy_keras_weights(keras_model, twin: TorchTwin) -> None:
         layer = keras_model.get_layer(name)
         put(linear.weight, layer.kernel, (1, 0))
         put(linear.bias, layer.bias)
+
+
+def _copy_waveform_weights(keras_model, wave: WaveformBranch, put) -> None:
+    """The waveform branch's cut-offs, convolutions and batch norms, Keras -> twin."""
+
+    def put_bn(module, name):
+        bn = keras_model.get_layer(name)
+        for attr, value in zip(
+            ("weight", "bias", "running_mean", "running_var"),
+            (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance),
+        ):
+            put(getattr(module, attr), value)
+
+    sinc = keras_model.get_layer("sinc_conv")
+    put(wave.low_hz, sinc.low_hz)
+    put(wave.band_hz, sinc.band_hz)
+    put_bn(wave.sinc_bn, "sinc_bn")
+    for i, block in enumerate(wave.blocks):
+        name = f"wave_block_{i}"
+        for conv, suffix in (
+            (block.conv_a, "conv_a"),
+            (block.conv_b, "conv_b"),
+            (block.project, "project"),
+        ):
+            if conv is not None:
+                put(conv.weight, keras_model.get_layer(f"{name}_{suffix}").kernel, (2, 1, 0))
+        put_bn(block.bn_a, f"{name}_bn_a")
+        put_bn(block.bn_b, f"{name}_bn_b")
 
 
 def check_twin(cfg: Config, keras_model, twin: TorchTwin, batch, atol: float = 1e-4) -> float:
@@ -316,13 +501,14 @@ def check_twin(cfg: Config, keras_model, twin: TorchTwin, batch, atol: float = 1
             f"({lstm_extra_biases(cfg.model):,} of them torch's second LSTM bias), the Keras "
             f"model {k_params:,}: benchmarks/torch_twin.py no longer follows model.build_model"
         )
-    mfcc, mel, _ = batch
+    mfcc, mel, _, wave = batch
     exact = TorchTwin(cfg, exact_padding=True)
     copy_keras_weights(keras_model, exact)
     exact.eval()
+    seq_t, image_t, _, wave_t = to_torch(mfcc, mel, {}, wave)
     with torch.no_grad():
-        got = exact(*to_torch(mfcc, mel, {})[:2])
-    want = keras_model({"mfcc": mfcc, "mel": mel}, training=False)
+        got = exact(seq_t, image_t, wave_t)
+    want = keras_model(keras_inputs(cfg, mfcc, mel, wave), training=False)
     worst = 0.0
     for key, value in got.items():
         diff = np.abs(value.numpy() - np.asarray(want[key]))

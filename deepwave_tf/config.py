@@ -449,9 +449,28 @@ class TrainConfig:
     validation_steps: int = 0  # 0 = the whole val split
     monitor: str = "val_auc"  # best checkpoint/early stopping: val_auc | val_score | val_loss
     jit_compile: bool = False  # XLA-compile the train step
+    # Train steps per call of the compiled train function (Keras `steps_per_execution`): one
+    # Python round trip per call instead of per step (stats_views: 0.33 -> 0.14 ms of CPU per
+    # example at 16, 0.12 at 64; bench_train.py). Same weights and epochs (`execution_steps`);
+    # batch-level callback hooks and the progress bar run once per call (ours are epoch-level).
+    steps_per_execution: int = 16
 
     def __post_init__(self):
         _check_choice("train.monitor", self.monitor, ("val_auc", "val_score", "val_loss"))
+        if self.steps_per_execution < 1:
+            raise ConfigError(f"train.steps_per_execution={self.steps_per_execution}: must be >= 1")
+
+    def execution_steps(self, steps_per_epoch: int | None = None) -> int:
+        """Steps per call for an epoch of `steps_per_epoch` steps (default `train.steps_per_epoch`).
+
+        Keras runs whole calls, so an epoch of N steps would run past N when N is not a
+        multiple: the largest divisor of N up to `steps_per_execution` keeps it exact.
+        0 / None (one pass over a finite split) needs no divisor: a call stops at its end.
+        """
+        steps = self.steps_per_epoch if steps_per_epoch is None else steps_per_epoch
+        if not steps:
+            return self.steps_per_execution
+        return max(d for d in range(1, min(self.steps_per_execution, steps) + 1) if steps % d == 0)
 
 
 @dataclasses.dataclass(frozen=True)

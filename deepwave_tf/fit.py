@@ -197,10 +197,14 @@ def output_metrics() -> list[keras.metrics.Metric]:
     ]
 
 
-def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
+def compile_model(
+    model: keras.Model, cfg: Config, steps_per_epoch: int | None = None
+) -> keras.Model:
     """Compile with Adam(`train.learning_rate`), BCE per output and the metrics above.
 
     Logged names: `loss`, `{fake,real}_{auc,accuracy,f1,brier}` (and `val_` ones).
+    `steps_per_epoch` (default `train.steps_per_epoch`) sizes the steps per execution
+    (`TrainConfig.execution_steps`).
     """
     import keras
 
@@ -216,6 +220,7 @@ def compile_model(model: keras.Model, cfg: Config) -> keras.Model:
         loss=losses,
         metrics={key: output_metrics() for key in LABEL_KEYS},
         jit_compile=cfg.train.jit_compile,
+        steps_per_execution=cfg.train.execution_steps(steps_per_epoch),
     )
     _build_training_state(model, cfg)
     return model
@@ -603,7 +608,7 @@ def run(
 
     keras.utils.set_random_seed(cfg.train.seed)
     with dist.scope():
-        model = compile_model(model_lib.build_model(cfg, stats), cfg)
+        model = compile_model(model_lib.build_model(cfg, stats), cfg, steps_per_epoch=steps or 0)
     if role is not None:
         _skip_batch_symbolic_build(model)
         _fix_multi_worker_scalar_reduce()
@@ -639,6 +644,7 @@ def run(
         last_epoch=(history.epoch[-1] + 1) if history.epoch else None,
         final_metrics=last,
         model_params=int(model.count_params()),
+        steps_per_execution=int(model.steps_per_execution),
         weights_sha256=weights_digest(clean.get_weights()),
     )
     records.write_json_atomic(out_dir / RUN_JSON, info)

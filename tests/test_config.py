@@ -90,6 +90,7 @@ def test_overrides():
         ("features.image=wave", "features.image='wave' is not one of ('mfcc', 'mel'"),
         ("features.lfcc_deltas=3", "features.lfcc_deltas=3 is not one of (0, 1, 2)"),
         ("features.n_lfcc=200", "features.n_lfcc must be in [1, features.n_lfcc_filters]"),
+        ("train.steps_per_execution=0", "train.steps_per_execution=0: must be >= 1"),
         ("epochs=3", "must look like section.key=value"),
         ("train.epochs", "must look like section.key=value"),
     ],
@@ -220,3 +221,21 @@ def test_a_bad_key_of_the_base_is_not_blamed_on_the_file(tmp_path):
     path.write_text("[model]\nlstm_units = 4\n")
     with pytest.raises(ConfigError, match=r"'model\.lstm_unitz' in run/config\.json"):
         load_config(path, base=({"model": {"lstm_unitz": 1}}, "run/config.json"))
+
+
+@pytest.mark.parametrize(
+    "steps_per_epoch,steps_per_execution,expected",
+    [(0, 8, 8), (16, 8, 8), (6, 4, 3), (7, 4, 1), (2, 8, 2), (12, 1, 1)],
+)
+def test_execution_steps_divide_the_epoch(steps_per_epoch, steps_per_execution, expected):
+    train = load_config(
+        None,
+        [
+            f"train.steps_per_epoch={steps_per_epoch}",
+            f"train.steps_per_execution={steps_per_execution}",
+        ],
+    ).train
+    assert train.execution_steps() == expected
+    assert train.execution_steps(30) == max(
+        d for d in range(1, steps_per_execution + 1) if 30 % d == 0
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import keras
@@ -133,7 +134,11 @@ def test_killed_run_resumes_at_the_next_epoch_and_writes_the_run_dir(sample_reco
 
 def test_mirrored_strategy_runs_with_the_softmax_head(sample_records, tmp_path):
     cfg = fast_cfg(
-        "train.epochs=1", "train.steps_per_epoch=1", "model.head=softmax", "train.monitor=val_score"
+        "train.epochs=1",
+        "train.steps_per_epoch=2",
+        "train.steps_per_execution=2",
+        "model.head=softmax",
+        "train.monitor=val_score",
     )
     run_dir = tmp_path / "mirrored"
     model = fit.run(cfg, sample_records, run_dir, strategy="mirrored", verbose=0)
@@ -141,12 +146,51 @@ def test_mirrored_strategy_runs_with_the_softmax_head(sample_records, tmp_path):
     assert (
         info["strategy"] == "mirrored" and info["replicas"] >= 1 and info["status"] == "completed"
     )
+    assert info["steps_per_execution"] == 2 and int(model.optimizer.iterations.numpy()) == 2
     rows = history_rows(run_dir)
     # softmax head: a loss on fake only (real = 1 - fake)
     assert len(rows) == 1 and "real_loss" not in rows[0]
     assert np.isfinite(float(rows[0]["val_score"]))
     out = model.predict(data.make_dataset(sample_records, "val", cfg, training=False), verbose=0)
     np.testing.assert_allclose(out["real"], 1.0 - out["fake"], atol=1e-6)
+
+
+def test_steps_per_execution_trains_the_same_weights_and_epoch_length(tiny_cfg):
+    """Several steps per call change neither the steps an epoch runs nor the weights."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(3)
+    f = tiny_cfg.features
+    x = {
+        "mfcc": rng.normal(size=(24, *f.mfcc_shape)).astype(np.float32),
+        "mel": rng.normal(-40, 20, size=(24, *f.mel_shape, 1)).astype(np.float32),
+    }
+    y = {k: rng.integers(0, 2, 24).astype(np.float32) for k in LABEL_KEYS}
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4).repeat()
+    weights, iterations = {}, {}
+    for spe in (1, 4):  # 6 steps an epoch: 4 per call would run 8, so 3 per call
+        cfg = tiny_cfg.replace(
+            train=dataclasses.replace(tiny_cfg.train, steps_per_epoch=6, steps_per_execution=spe)
+        )
+        keras.utils.set_random_seed(7)
+        model = fit.compile_model(model_lib.build_model(cfg), cfg)
+        assert model.steps_per_execution == (1 if spe == 1 else 3)
+        model.fit(ds, epochs=2, steps_per_epoch=6, verbose=0, shuffle=False)
+        weights[spe] = model.get_weights()
+        iterations[spe] = int(model.optimizer.iterations.numpy())
+    # one pass over a finite split (train.steps_per_epoch = 0): the last call runs the 2 left
+    finite = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    cfg = tiny_cfg.replace(train=dataclasses.replace(tiny_cfg.train, steps_per_execution=4))
+    keras.utils.set_random_seed(7)
+    model = fit.compile_model(model_lib.build_model(cfg), cfg)
+    assert model.steps_per_execution == 4
+    model.fit(finite, epochs=2, verbose=0, shuffle=False)
+    weights["pass"] = model.get_weights()
+    iterations["pass"] = int(model.optimizer.iterations.numpy())
+    assert iterations == {1: 12, 4: 12, "pass": 12}
+    for key in (4, "pass"):
+        for a, b in zip(weights[1], weights[key]):
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6, err_msg=str(key))
 
 
 def test_cli_errors_are_clear_and_exit_2(sample_records, tmp_path, capsys):
