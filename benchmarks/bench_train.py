@@ -87,6 +87,7 @@ TWINS = (
     "frontend_linear",
     "frontend_phase",
     "stats_linear",
+    "stats_lr",
     "stats_vocode",
     "tiny",
     "waveform",

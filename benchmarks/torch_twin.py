@@ -297,19 +297,38 @@ class TorchTwin(nn.Module):
             width += m.conv_filters[-1] * (2 if m.conv_pooling == "avgmax" else 1)
         self.stats = None
         if "stats" in m.branches:
-            self.stats = nn.Sequential(
-                nn.Linear(2 * (image_shape[0] + seq_dims), m.stats_units),
-                _activation(m.activation),
-            )
-            width += m.stats_units
+            n_stats = 2 * (image_shape[0] + seq_dims)
+            if m.stats_units:
+                self.stats = nn.Sequential(
+                    nn.Linear(n_stats, m.stats_units), _activation(m.activation)
+                )
+                width += m.stats_units
+            else:  # model.py's stats_standardize: batch norm without scale or offset
+                self.stats = nn.BatchNorm1d(n_stats, eps=1e-3, momentum=0.01, affine=False)
+                width += n_stats
         self.wave = None
         if m.uses_waveform:
             self.wave = WaveformBranch(m, f.sample_rate_hz, exact_padding)
             width += m.waveform_channels[-1] * (2 if m.conv_pooling == "avgmax" else 1)
         # head
-        self.dense = nn.Sequential(nn.Linear(width, m.dense_units), _activation(m.activation))
+        self.dense = (
+            nn.Sequential(nn.Linear(width, m.dense_units), _activation(m.activation))
+            if m.dense_units
+            else nn.Identity()
+        )
         self.dropout = nn.Dropout(m.dropout) if m.dropout > 0 else nn.Identity()
-        self.scores = nn.Linear(m.dense_units, 2)
+        self.scores = nn.Linear(m.dense_units or width, 2)
+
+    def penalty(self):
+        """`model.l2` on the dense kernels, as Keras adds it to the loss (0 when off)."""
+        if not self.m.l2:
+            return 0.0
+        kernels = [self.scores.weight]
+        if isinstance(self.dense, nn.Sequential):
+            kernels.append(self.dense[0].weight)
+        if isinstance(self.stats, nn.Sequential):
+            kernels.append(self.stats[0].weight)
+        return self.m.l2 * sum((w**2).sum() for w in kernels)
 
     def forward(self, mfcc, mel, wave=None):
         """mfcc: the sequence `[batch, frames, dims]`; mel: the image `[batch, 1, bands, frames]`;
@@ -356,7 +375,7 @@ def make_trainer(cfg: Config):
 
     def step(mfcc, mel, labels, wave=None):
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(cfg, twin(mfcc, mel, wave), labels)
+        loss = loss_fn(cfg, twin(mfcc, mel, wave), labels) + twin.penalty()
         loss.backward()
         opt.step()
         return loss
@@ -450,9 +469,15 @@ def copy_keras_weights(keras_model, twin: TorchTwin) -> None:
                 put(getattr(lstm, f"bias_hh_l0{suffix}"), np.zeros(cell.bias.shape, np.float32))
     if twin.wave is not None:
         _copy_waveform_weights(keras_model, twin.wave, put)
-    dense = [(twin.dense[0], "dense"), (twin.scores, "scores")]
-    if twin.stats is not None:
+    dense = [(twin.scores, "scores")]
+    if isinstance(twin.dense, nn.Sequential):
+        dense.append((twin.dense[0], "dense"))
+    if isinstance(twin.stats, nn.Sequential):
         dense.append((twin.stats[0], "stats_dense"))
+    elif twin.stats is not None:
+        norm = keras_model.get_layer("stats_standardize")
+        put(twin.stats.running_mean, norm.moving_mean)
+        put(twin.stats.running_var, norm.moving_variance)
     for linear, name in dense:
         layer = keras_model.get_layer(name)
         put(linear.weight, layer.kernel, (1, 0))
