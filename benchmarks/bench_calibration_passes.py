@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         s = protocol.score_split(model, test_rec, "test", cfg)
         y = np.array([labels[i] for i in s["ids"]])
         raw = metrics.challenge_score(y, calibration.sigmoid(s["logits"]))
-        rows.append([str(run), "raw", "none / none", "", f"{raw['mean_ece']:.4f}", f"{raw['score']:.4f}"])
+        rows.append(
+            [str(run), "raw", "none / none", "", f"{raw['mean_ece']:.4f}", f"{raw['score']:.4f}"]
+        )
         for p in passes:
             c = cfg.replace(export=dataclasses.replace(cfg.export, calibration_passes=p))
             z, t, clips = export.calibration_set(logits_model(model), rec, c)

@@ -354,7 +354,9 @@ def main(argv=None) -> int:
             if args.val_holdout == "auto":
                 split["val_holdout"] = protocol.val_holdout_for(fold)
                 records_name += "+valho-" + "-".join(split["val_holdout"])
-            rec = ensure_records(cfg, args.data, work / "records" / records_name, ["train"], **split)
+            rec = ensure_records(
+                cfg, args.data, work / "records" / records_name, ["train"], **split
+            )
             dropped = [v for v in cfg.vocode.vocoders if v in held]
             if dropped:
                 dropped_note[(name, fold)] = dropped

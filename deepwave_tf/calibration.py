@@ -486,7 +486,9 @@ def fit_calibration(
     else:
         clip_of = np.asarray(clips)
         if clip_of.shape != (rows,) or not np.issubdtype(clip_of.dtype, np.integer):
-            raise CalibrationError(f"clips must be [{rows}] integer clip indices, got {clip_of.shape}")
+            raise CalibrationError(
+                f"clips must be [{rows}] integer clip indices, got {clip_of.shape}"
+            )
         if rows and (clip_of.min() < 0 or np.bincount(clip_of).min() == 0):
             raise CalibrationError("clips must number the clips 0..N-1 with none missing")
     n = int(clip_of.max()) + 1 if rows else 0
@@ -516,9 +518,7 @@ def fit_calibration(
             )
         ]
     else:
-        groups = [
-            ([k], z[:, i], y[:, i], y[first_row, i], clip_of) for i, k in enumerate(labels)
-        ]
+        groups = [([k], z[:, i], y[:, i], y[first_row, i], clip_of) for i, k in enumerate(labels)]
 
     fitted = Fitted.identity(labels)
     # The prior is worth `prior_strength` clips: as many pseudo-rows as a clip has rows.
