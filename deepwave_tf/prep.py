@@ -343,46 +343,50 @@ def hold_out(
         if r.real == 1 and group_of(r) in held_groups:
             moved[i] = True
     if real_fraction > 0:
+
+        def speakers(indices) -> dict[str, list[int]]:
+            """Row indices per whole real speaker (a clip with no group is its own)."""
+            members: dict[str, list[int]] = collections.defaultdict(list)
+            for i in indices:
+                g = group_of(rows[i])
+                members[f"group:{g}" if g not in NO_GROUP else f"id:{rows[i].id}"].append(i)
+            return members
+
+        def take(members: dict[str, list[int]], wanted: float, rng_seed: int) -> float:
+            """Move whole speakers, in seeded order, while they fit in `wanted` real rows."""
+            keys = sorted(members)
+            for j in np.random.default_rng(rng_seed).permutation(len(keys)):
+                if wanted < 0.5:
+                    break
+                idx = members[keys[j]]
+                if len(idx) <= wanted + 0.5:
+                    moved[idx] = True
+                    wanted -= len(idx)
+            return wanted
+
         # Real speakers whose voice has no fake left in training (else the held-out
         # reals would share a voice with training fakes).
         fake_groups = {group_of(r) for r, m in zip(rows, moved) if not m and r.fake == 1}
-        candidates = [
-            i
-            for i, r in enumerate(rows)
-            if not moved[i] and r.real == 1 and group_of(r) not in fake_groups
-        ]
-        members: dict[str, list[int]] = collections.defaultdict(list)
-        for i in candidates:
-            g = group_of(rows[i])
-            members[f"group:{g}" if g not in NO_GROUP else f"id:{rows[i].id}"].append(i)
         wanted = real_fraction * sum(r.real == 1 for r in rows) - sum(
             rows[i].real == 1 for i in np.flatnonzero(moved)
         )
-        keys = sorted(members)
-        for j in np.random.default_rng(seed).permutation(len(keys)):
-            if wanted < 0.5:
-                break
-            idx = members[keys[j]]
-            if len(idx) <= wanted + 0.5:
-                moved[idx] = True
-                wanted -= len(idx)
+        wanted = take(
+            speakers(
+                i
+                for i, r in enumerate(rows)
+                if not moved[i] and r.real == 1 and group_of(r) not in fake_groups
+            ),
+            wanted,
+            seed,
+        )
         if not any(rows[i].real == 1 for i in np.flatnonzero(moved)) and wanted >= 0.5:
             # No real speaker qualified (e.g. a val_holdout of voices with no real clips, where
             # every other real speaker has a fake copy in training, or is one large group):
             # a one-class split cannot score or calibrate, so take whole real speakers anyway,
             # those whose size fits first, else the smallest one.
-            members = collections.defaultdict(list)
-            for i, r in enumerate(rows):
-                if not moved[i] and r.real == 1:
-                    g = group_of(r)
-                    members[f"group:{g}" if g not in NO_GROUP else f"id:{r.id}"].append(i)
-            keys = sorted(members)
-            for j in np.random.default_rng(seed + 1).permutation(len(keys)):
-                idx = members[keys[j]]
-                if wanted >= 0.5 and len(idx) <= wanted + 0.5:
-                    moved[idx] = True
-                    wanted -= len(idx)
-            if keys and not any(rows[i].real == 1 for i in np.flatnonzero(moved)):
+            members = speakers(i for i, r in enumerate(rows) if not moved[i] and r.real == 1)
+            take(members, wanted, seed + 1)
+            if members and not any(rows[i].real == 1 for i in np.flatnonzero(moved)):
                 moved[min(members.values(), key=len)] = True
     if moved.all():
         raise PrepError(f"{what} would leave no training data")
