@@ -250,6 +250,13 @@ def _l2(m):
     return keras.regularizers.L2(m.l2) if m.l2 else None
 
 
+def _hidden_dense(m, units: int, name: str):
+    """A hidden Dense layer: `model.activation`, with `model.l2` on its kernel."""
+    return layers.Dense(
+        units, activation=_dense_activation(m.activation), kernel_regularizer=_l2(m), name=name
+    )
+
+
 def _normalization(stats: Mapping[str, Any] | None, key: str, size: int, axis: int, name: str):
     """Fixed (non-adapted) normalisation from prep's train statistics."""
     if stats and key in stats:
@@ -336,12 +343,7 @@ def build_model(cfg: Config, stats: Mapping[str, Any] | None = None) -> keras.Mo
                 per_key.append(BandStatistics(axis=2, name=f"{key}_stats")(bands))
         s = layers.Concatenate(name="band_stats")(per_key) if len(per_key) > 1 else per_key[0]
         if m.stats_units:
-            s = layers.Dense(
-                m.stats_units,
-                activation=_dense_activation(m.activation),
-                kernel_regularizer=_l2(m),
-                name="stats_dense",
-            )(s)
+            s = _hidden_dense(m, m.stats_units, "stats_dense")(s)
         else:  # standardised statistics straight to the head (a linear model on them)
             s = layers.BatchNormalization(center=False, scale=False, name="stats_standardize")(s)
         vectors.append(s)
@@ -357,12 +359,7 @@ def build_model(cfg: Config, stats: Mapping[str, Any] | None = None) -> keras.Mo
     # head: concatenate -> dense -> two binary logits -> probabilities.
     z = layers.Concatenate(name="concat")(vectors) if len(vectors) > 1 else vectors[0]
     if m.dense_units:
-        z = layers.Dense(
-            m.dense_units,
-            activation=_dense_activation(m.activation),
-            kernel_regularizer=_l2(m),
-            name="dense",
-        )(z)
+        z = _hidden_dense(m, m.dense_units, "dense")(z)
     if m.dropout > 0:
         z = layers.Dropout(m.dropout, name="dropout")(z)
     scores = layers.Dense(2, kernel_regularizer=_l2(m), name="scores")(z)
