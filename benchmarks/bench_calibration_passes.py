@@ -9,7 +9,8 @@ each run its val records (`--work`/records/full-<prep key>) and the dev test rec
 count the calibration (`export.calibration_set` + `export.fit_calibration`, the
 config's `export.calibration`, "auto" by default) is fitted on validation and applied
 to the test logits. Prints per run and pass count the method kept per output, the
-temperatures, and the dev test mean ECE and challenge score; then the mean over runs.
+temperatures, the validation mean ECE before and after the fit (in sample: the rows it
+was fitted on), and the dev test mean ECE and challenge score; then the mean over runs.
 Same models, same test clips: the rows differ only in the calibration data.
 """
 
@@ -25,6 +26,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 import bench_unseen  # noqa: E402
+
+
+def _mean_ece(targets, probs) -> float:
+    """Mean over the two outputs of the 10-bin ECE (the challenge's)."""
+    from deepwave_tf import metrics
+
+    return sum(metrics.expected_calibration_error(targets[:, k], probs[:, k]) for k in range(2)) / 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = sorted({Path(p) for pattern in args.runs for p in glob.glob(pattern)})
     if not runs:
         parser.error(f"no run directories match {args.runs}")
-    rows, per_pass = [], {p: [] for p in passes}
+    rows, per_pass, raw_test = [], {p: [] for p in passes}, []
     for run in runs:
         cfg = config.load_config(run / "config.toml")
         rec = args.work / "records" / f"full-{bench_unseen.prep_key(cfg)}"
@@ -64,8 +72,17 @@ def main(argv: list[str] | None = None) -> int:
         s = protocol.score_split(model, test_rec, "test", cfg)
         y = np.array([labels[i] for i in s["ids"]])
         raw = metrics.challenge_score(y, calibration.sigmoid(s["logits"]))
+        raw_test.append((raw["mean_ece"], raw["score"]))
         rows.append(
-            [str(run), "raw", "none / none", "", f"{raw['mean_ece']:.4f}", f"{raw['score']:.4f}"]
+            [
+                str(run),
+                "raw",
+                "none / none",
+                "",
+                "",
+                f"{raw['mean_ece']:.4f}",
+                f"{raw['score']:.4f}",
+            ]
         )
         for p in passes:
             c = cfg.replace(export=dataclasses.replace(cfg.export, calibration_passes=p))
@@ -73,13 +90,18 @@ def main(argv: list[str] | None = None) -> int:
             cal = export.fit_calibration(z, t, c.model.head, c.export, clips)
             probs = calibration.apply_affine(s["logits"], cal.scale, cal.bias)
             sc = metrics.challenge_score(y, probs)
-            per_pass[p].append((sc["mean_ece"], sc["score"]))
+            val_ece = [
+                _mean_ece(t, calibration.sigmoid(z)),
+                _mean_ece(t, calibration.apply_affine(z, cal.scale, cal.bias)),
+            ]
+            per_pass[p].append((sc["mean_ece"], sc["score"], *val_ece))
             rows.append(
                 [
                     str(run),
                     str(p),
                     " / ".join(o["method"] for o in cal.outputs.values()),
                     " / ".join(f"{x:.2f}" for x in cal.temperatures),
+                    f"{val_ece[0]:.4f} -> {val_ece[1]:.4f}",
                     f"{sc['mean_ece']:.4f}",
                     f"{sc['score']:.4f}",
                 ]
@@ -87,17 +109,32 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{run} passes {p}: ece {sc['mean_ece']:.4f} score {sc['score']:.4f}", flush=True)
     _common.table(
         "Dev test after calibration on validation, per export.calibration_passes",
-        ["run", "passes", "kept (fake / real)", "T (fake / real)", "test mean ECE", "test score"],
+        [
+            "run",
+            "passes",
+            "kept (fake / real)",
+            "T (fake / real)",
+            "val mean ECE raw -> after",
+            "test mean ECE",
+            "test score",
+        ],
         rows,
         str,
     )
     summary = {
         str(p): {
-            "mean_ece": float(np.mean([e for e, _ in v])),
-            "mean_score": float(np.mean([s for _, s in v])),
+            "mean_ece": float(np.mean([r[0] for r in v])),
+            "mean_score": float(np.mean([r[1] for r in v])),
+            "val_mean_ece_raw": float(np.mean([r[2] for r in v])),
+            "val_mean_ece_after": float(np.mean([r[3] for r in v])),
             "runs": len(v),
         }
         for p, v in per_pass.items()
+    }
+    summary["raw"] = {
+        "mean_ece": float(np.mean([e for e, _ in raw_test])),
+        "mean_score": float(np.mean([s for _, s in raw_test])),
+        "runs": len(raw_test),
     }
     print(json.dumps(summary))
     return 0
