@@ -16,8 +16,11 @@ family (prep drops them and says so; the table shows it).
 
 Beside the folds:
 - `full`: each config and seed trained on the whole dev train split; its export-style
-  calibrated probabilities give the dev test challenge score (600 mixtures), and its
-  fake score the EER/AUC on the modern-generator set (`--modern`, built by
+  calibrated probabilities give the dev test challenge score (600 mixtures), its ECE
+  before and after calibration, and per condition of `meta.csv` (noise, silence,
+  single_real, ...) the share of clips with both outputs right at 0.5 (the table shows
+  `noise`: background only, no voice); its fake score gives the EER/AUC on the
+  modern-generator set (`--modern`, built by
   `scripts/build_modern_val.py`; skipped with a note when absent);
 - the baseline every config must beat: a logistic regression on per-band mean/std of
   the same log-mel and MFCC (`protocol.fit_stats_baseline`), per fold and full, from the
@@ -143,6 +146,35 @@ def devtest_labels(data_dir: Path) -> dict[str, tuple[int, int]]:
     return evaluate.read_labels(data_dir / "test_labels.csv")
 
 
+def devtest_conditions(data_dir: Path) -> dict[str, str]:
+    """Each dev test clip's condition (`meta.csv` label: noise, silence, single_real, ...);
+    empty when the corpus has no meta.csv."""
+    path = data_dir / "meta.csv"
+    if not path.is_file():
+        return {}
+    with open(path, newline="", encoding="utf-8") as f:
+        return {r["id"]: r["label"] for r in csv.DictReader(f) if r.get("split") == "test"}
+
+
+def condition_accuracy(ids, targets, probs, conditions: dict[str, str]) -> dict[str, dict]:
+    """Per condition: clips, mean p(fake) / p(real), and the share of clips with both
+    outputs on the right side of 0.5 (`both_right`)."""
+    import numpy as np
+
+    cond = np.array([conditions.get(i, "?") for i in ids])
+    right = ((np.asarray(probs) > 0.5) == (np.asarray(targets) > 0.5)).all(axis=1)
+    out = {}
+    for c in sorted(set(cond) - {"?"}):
+        m = cond == c
+        out[c] = {
+            "clips": int(m.sum()),
+            "mean_fake": float(np.mean(probs[m, 0])),
+            "mean_real": float(np.mean(probs[m, 1])),
+            "both_right": float(np.mean(right[m])),
+        }
+    return out
+
+
 # --------------------------------------------------------------------------- #
 # One trained run
 # --------------------------------------------------------------------------- #
@@ -177,13 +209,17 @@ def train_and_score(
         s = protocol.score_split(model, extra["modern"], "train", cfg)
         result["modern"] = protocol.detection_metrics(s["targets"][:, 0], s["logits"][:, 0])
     if fold == FULL and "devtest" in extra:
-        result["devtest"] = devtest_score(model, cfg, rec, extra["devtest"], extra["labels"])
+        result["devtest"] = devtest_score(
+            model, cfg, rec, extra["devtest"], extra["labels"], extra.get("conditions")
+        )
     result_path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
 
 
-def devtest_score(model, cfg, rec: Path, test_rec: Path, labels) -> dict:
-    """The challenge score on the dev test, calibrated on val as export does (`export.calibration`)."""
+def devtest_score(model, cfg, rec: Path, test_rec: Path, labels, conditions=None) -> dict:
+    """The challenge score on the dev test, calibrated on val as export does (`export.calibration`),
+    with the raw (uncalibrated) score and ECE and, given `conditions` (`devtest_conditions`),
+    the calibrated outputs per condition."""
     import numpy as np
 
     from deepwave_tf import calibration, export, metrics, protocol
@@ -201,6 +237,8 @@ def devtest_score(model, cfg, rec: Path, test_rec: Path, labels) -> dict:
         "mean_auc": score["mean_auc"],
         "mean_ece": score["mean_ece"],
         "uncalibrated_score": raw["score"],
+        "uncalibrated_mean_ece": raw["mean_ece"],
+        "conditions": condition_accuracy(s["ids"], y, probs, conditions or {}),
         "temperatures": [float(t) for t in cal.temperatures],
         "calibration": {k: o["method"] for k, o in cal.outputs.items()},
         "bias": [float(b) for b in cal.bias],
@@ -251,6 +289,11 @@ def _spread(values) -> str:
     if len(values) == 1:
         return f"{values[0]:.3f}"
     return f"{_mean(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def _both_right(result: dict, condition: str):
+    """The share of `condition` dev test clips with both outputs right (None if not recorded)."""
+    return result["devtest"].get("conditions", {}).get(condition, {}).get("both_right")
 
 
 def pct(x) -> str:
@@ -333,6 +376,7 @@ def main(argv=None) -> int:
                 cfg, args.data, work / "records" / f"devtest-{fkey}", ["test"], store_waveform=wave
             )
             extra["labels"] = devtest_labels(args.data)
+            extra["conditions"] = devtest_conditions(args.data)
         extras[fkey] = extra
         return extra
 
@@ -407,6 +451,10 @@ def main(argv=None) -> int:
             full = results[name][FULL]
             entry["devtest_score"] = [r["devtest"]["score"] for r in full]
             entry["devtest_ece"] = [r["devtest"]["mean_ece"] for r in full]
+            entry["devtest_ece_uncalibrated"] = [
+                r["devtest"].get("uncalibrated_mean_ece") for r in full
+            ]
+            entry["devtest_noise_both_right"] = [_both_right(r, "noise") for r in full]
             if modern_ok:
                 entry["modern_eer"] = [r["modern"]["eer"] for r in full]
                 entry["modern_auc"] = [r["modern"]["auc"] for r in full]
@@ -467,6 +515,8 @@ def main(argv=None) -> int:
                     name,
                     _spread([r["devtest"]["score"] for r in full]),
                     _spread([r["devtest"]["mean_ece"] for r in full]),
+                    _spread([r["devtest"].get("uncalibrated_mean_ece") for r in full]),
+                    _spread([_both_right(r, "noise") for r in full]),
                     " / ".join(pct(r["modern"]["eer"]) for r in full) if modern_ok else "n/a",
                     _spread([r["modern"]["auc"] for r in full]) if modern_ok else "n/a",
                 ]
@@ -475,6 +525,8 @@ def main(argv=None) -> int:
             rows.append(
                 [
                     "LR on band stats",
+                    "n/a",
+                    "n/a",
                     "n/a",
                     "n/a",
                     pct(base[FULL]["modern"]["eer"]),
@@ -487,6 +539,8 @@ def main(argv=None) -> int:
                 "model",
                 "dev test score (mean, range)",
                 "dev test ECE",
+                "ECE uncalibrated",
+                "noise clips both right",
                 "modern EER per seed",
                 "modern AUC",
             ],
