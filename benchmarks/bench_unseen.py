@@ -146,35 +146,6 @@ def devtest_labels(data_dir: Path) -> dict[str, tuple[int, int]]:
     return evaluate.read_labels(data_dir / "test_labels.csv")
 
 
-def devtest_conditions(data_dir: Path) -> dict[str, str]:
-    """Each dev test clip's condition (`meta.csv` label: noise, silence, single_real, ...);
-    empty when the corpus has no meta.csv."""
-    path = data_dir / "meta.csv"
-    if not path.is_file():
-        return {}
-    with open(path, newline="", encoding="utf-8") as f:
-        return {r["id"]: r["label"] for r in csv.DictReader(f) if r.get("split") == "test"}
-
-
-def condition_accuracy(ids, targets, probs, conditions: dict[str, str]) -> dict[str, dict]:
-    """Per condition: clips, mean p(fake) / p(real), and the share of clips with both
-    outputs on the right side of 0.5 (`both_right`)."""
-    import numpy as np
-
-    cond = np.array([conditions.get(i, "?") for i in ids])
-    right = ((np.asarray(probs) > 0.5) == (np.asarray(targets) > 0.5)).all(axis=1)
-    out = {}
-    for c in sorted(set(cond) - {"?"}):
-        m = cond == c
-        out[c] = {
-            "clips": int(m.sum()),
-            "mean_fake": float(np.mean(probs[m, 0])),
-            "mean_real": float(np.mean(probs[m, 1])),
-            "both_right": float(np.mean(right[m])),
-        }
-    return out
-
-
 # --------------------------------------------------------------------------- #
 # One trained run
 # --------------------------------------------------------------------------- #
@@ -210,19 +181,19 @@ def train_and_score(
         result["modern"] = protocol.detection_metrics(s["targets"][:, 0], s["logits"][:, 0])
     if fold == FULL and "devtest" in extra:
         result["devtest"] = devtest_score(
-            model, cfg, rec, extra["devtest"], extra["labels"], extra.get("conditions")
+            model, cfg, rec, extra["devtest"], extra["labels"], extra.get("meta")
         )
     result_path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
 
 
-def devtest_score(model, cfg, rec: Path, test_rec: Path, labels, conditions=None) -> dict:
+def devtest_score(model, cfg, rec: Path, test_rec: Path, labels, meta=None) -> dict:
     """The challenge score on the dev test, calibrated on val as export does (`export.calibration`),
-    with the raw (uncalibrated) score and ECE and, given `conditions` (`devtest_conditions`),
-    the calibrated outputs per condition."""
+    with the raw (uncalibrated) score and ECE, and the calibrated outputs per condition as
+    `evaluate` reports them (`meta`: `evaluate.read_meta` of the test ids, or None)."""
     import numpy as np
 
-    from deepwave_tf import calibration, export, metrics, protocol
+    from deepwave_tf import calibration, evaluate, export, metrics, protocol
     from deepwave_tf.model import logits_model
 
     val_logits, val_targets, clips = export.calibration_set(logits_model(model), rec, cfg)
@@ -238,7 +209,9 @@ def devtest_score(model, cfg, rec: Path, test_rec: Path, labels, conditions=None
         "mean_ece": score["mean_ece"],
         "uncalibrated_score": raw["score"],
         "uncalibrated_mean_ece": raw["mean_ece"],
-        "conditions": condition_accuracy(s["ids"], y, probs, conditions or {}),
+        "conditions": evaluate.condition_breakdown(
+            evaluate.clip_conditions(meta, s["ids"], y), y, probs
+        ),
         "temperatures": [float(t) for t in cal.temperatures],
         "calibration": {k: o["method"] for k, o in cal.outputs.items()},
         "bias": [float(b) for b in cal.bias],
@@ -293,7 +266,7 @@ def _spread(values) -> str:
 
 def _both_right(result: dict, condition: str):
     """The share of `condition` dev test clips with both outputs right (None if not recorded)."""
-    return result["devtest"].get("conditions", {}).get(condition, {}).get("both_right")
+    return result["devtest"].get("conditions", {}).get(condition, {}).get("accuracy")
 
 
 def pct(x) -> str:
@@ -324,7 +297,7 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from deepwave_tf import protocol
+    from deepwave_tf import evaluate, protocol
     from deepwave_tf.config import load_config
 
     folds = list(protocol.FOLDS) if args.folds == "all" else args.folds.split(",")
@@ -376,7 +349,7 @@ def main(argv=None) -> int:
                 cfg, args.data, work / "records" / f"devtest-{fkey}", ["test"], store_waveform=wave
             )
             extra["labels"] = devtest_labels(args.data)
-            extra["conditions"] = devtest_conditions(args.data)
+            extra["meta"] = evaluate.read_meta(args.data, list(extra["labels"]))
         extras[fkey] = extra
         return extra
 

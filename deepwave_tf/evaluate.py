@@ -137,6 +137,16 @@ def derived_condition(fake: int, real: int) -> str:
     return {(1, 0): "fake", (0, 1): "real", (1, 1): "real+fake", (0, 0): "no voice"}[(fake, real)]
 
 
+def clip_conditions(
+    meta: dict[str, dict[str, str]] | None, ids: Sequence[str], y: np.ndarray
+) -> np.ndarray:
+    """Each clip's condition: its meta.csv `label` (`read_meta`), or without meta.csv
+    (`meta` None) the one its `[N, 2]` targets imply (`derived_condition`)."""
+    if meta is not None:
+        return np.array([meta[i].get("label") or "unknown" for i in ids])
+    return np.array([derived_condition(int(a), int(b)) for a, b in y])
+
+
 def export_calibration(metadata: dict[str, Any]) -> dict[str, Any]:
     """`{"scale": [2], "bias": [2], "methods": [2]}` of an export's metadata.
 
@@ -478,10 +488,7 @@ def run(
     y = np.array([truth[i] for i in ids], np.float64)
     p = np.array([preds[i] for i in ids], np.float64)
     meta = read_meta(data_dir, ids)
-    if meta is not None:
-        conditions = np.array([meta[i].get("label") or "unknown" for i in ids])
-    else:
-        conditions = np.array([derived_condition(int(a), int(b)) for a, b in y])
+    conditions = clip_conditions(meta, ids, y)
     try:
         result = compute_metrics(ids, y, p, conditions, meta, calib)
     except metrics.MetricError as e:
