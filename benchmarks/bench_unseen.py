@@ -1,7 +1,7 @@
 """The unseen-generator protocol: EER/AUC on generator families a model never saw.
 
     .venv/bin/python benchmarks/bench_unseen.py --config configs/default.toml [--config F2 ...]
-        [--seeds 2] [--epochs 10] [--folds all|NAME,NAME] [--data DEV] [--modern DIR]
+        [--seeds 2] [--epochs 10] [--folds all|none|NAME,NAME] [--data DEV] [--modern DIR]
         [--work runs/unseen] [--no-full] [--val-holdout none|auto] [--set section.key=value ...]
 
 For every fold of `protocol.FOLDS` (families held out together), prep writes the dev
@@ -31,6 +31,12 @@ Each fold's (and `full`'s) val split holds one more family, outside the fold
 (`protocol.val_holdout_for`: rhvoice, or mbrola for the fold that holds rhvoice out),
 with its speakers' real clips (`prep.val_holdout`); that family is then in neither
 train nor the fold's unseen split. Its runs and records are kept apart (`+valho`).
+
+A `--config` may carry a label and overrides of its own, to compare variants of one file
+side by side in one run: `--config views=configs/default.toml+wavaug.views_per_clip=1`
+(`LABEL=PATH+key=value+key=value`; `--set` still applies to every config). The label
+names the variant's rows and runs (`views-<hash of its resolved config>`).
+`--folds none` trains the `full` runs only (dev test and modern set, no folds).
 
 Configs of different front-ends (`[features] sequence / image`) each get their own
 records, fold and evaluation sets alike; prep runs in a child process.
@@ -273,9 +279,36 @@ def pct(x) -> str:
     return "n/a" if x is None or x != x else f"{100 * x:.1f}%"
 
 
+def parse_config_arg(text: str) -> tuple[str, Path, list[str]]:
+    """`[LABEL=]PATH[+key=value...]` -> (label, path, overrides); the label defaults to
+    the file's stem. Raises ValueError naming the argument when PATH or an override is
+    malformed."""
+    label = None
+    head = text
+    if "=" in text.split("+", 1)[0]:
+        label, head = text.split("=", 1)
+        if not label or "/" in label:
+            raise ValueError(f"--config {text!r}: the label before '=' must be a plain name")
+    path, *overrides = head.split("+")
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            raise ValueError(
+                f"--config {text!r}: override {item!r} is not of the form section.key=value"
+            )
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--config {text!r}: no config file at {path}")
+    return label or path.stem, path, overrides
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", action="append", type=Path, required=True)
+    parser.add_argument(
+        "--config",
+        action="append",
+        required=True,
+        help="[LABEL=]PATH[+section.key=value...]; repeat to compare configs in one run",
+    )
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--first-seed", type=int, default=1)
@@ -300,7 +333,12 @@ def main(argv=None) -> int:
     from deepwave_tf import evaluate, protocol
     from deepwave_tf.config import load_config
 
-    folds = list(protocol.FOLDS) if args.folds == "all" else args.folds.split(",")
+    if args.folds == "none":
+        if args.no_full:
+            parser.error("--folds none with --no-full leaves nothing to run")
+        folds = []
+    else:
+        folds = list(protocol.FOLDS) if args.folds == "all" else args.folds.split(",")
     unknown = [f for f in folds if f not in protocol.FOLDS]
     if unknown:
         parser.error(f"unknown fold(s) {unknown}; known: {', '.join(protocol.FOLDS)}")
@@ -308,10 +346,14 @@ def main(argv=None) -> int:
         parser.error(f"no dev corpus at {args.data} (set --data or $DEEPWAVE_DEV)")
     work = args.work
     configs = {}
-    for path in args.config:
-        cfg = load_config(path, [*args.overrides, f"train.epochs={args.epochs}"])
+    for text in args.config:
+        try:
+            label, path, own = parse_config_arg(text)
+        except ValueError as err:
+            parser.error(str(err))
+        cfg = load_config(path, [*args.overrides, *own, f"train.epochs={args.epochs}"])
         suffix = "+valho" if args.val_holdout == "auto" else ""
-        configs[f"{path.stem}{suffix}-{_hash(cfg.to_dict())}"] = cfg
+        configs[f"{label}{suffix}-{_hash(cfg.to_dict())}"] = cfg
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     print(
         f"# bench_unseen: {len(configs)} config(s) x {len(seeds)} seed(s) x "
@@ -456,12 +498,13 @@ def main(argv=None) -> int:
         if FULL in base and "modern" in base[FULL]:
             summary["baseline"]["modern_eer"] = base[FULL]["modern"]["eer"]
             summary["baseline"]["modern_auc"] = base[FULL]["modern"]["auc"]
-    _common.table(
-        "Unseen-generator folds (EER of `fake`, held-out fakes vs held-out reals)",
-        ["model", "held-out fold", "EER per seed", "EER mean", "AUC mean"],
-        rows,
-        str,
-    )
+    if folds:
+        _common.table(
+            "Unseen-generator folds (EER of `fake`, held-out fakes vs held-out reals)",
+            ["model", "held-out fold", "EER per seed", "EER mean", "AUC mean"],
+            rows,
+            str,
+        )
     gen_rows = []
     for name in configs:
         for fold in folds:
@@ -478,7 +521,8 @@ def main(argv=None) -> int:
                         pct(base[fold]["per_generator"].get(gen, {}).get("eer")),
                     ]
                 )
-    _common.table("Per held-out family (EER)", ["model", "family", "EER"], gen_rows, str)
+    if gen_rows:
+        _common.table("Per held-out family (EER)", ["model", "family", "EER"], gen_rows, str)
     if not args.no_full:
         rows = []
         for name in configs:

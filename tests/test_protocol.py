@@ -117,3 +117,37 @@ def test_score_split_and_statistics_cover_every_record(sample_records, tiny_cfg)
     assert stats["ids"] == ids and stats["x"].shape == (n, 2 * (128 + 40))
     with pytest.raises(records.ManifestError, match="no 'unseen' split"):
         protocol.score_split(model, sample_records, "unseen", tiny_cfg)
+
+
+def _bench_unseen():
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_unseen.py"
+    spec = importlib.util.spec_from_file_location("bench_unseen", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_unseen_config_variants_parse_label_path_and_overrides():
+    bench = _bench_unseen()
+    cfg = str(Path(__file__).resolve().parent.parent / "configs" / "default.toml")
+    assert bench.parse_config_arg(cfg) == ("default", Path(cfg), [])
+    assert bench.parse_config_arg(f"views={cfg}+wavaug.views_per_clip=1") == (
+        "views",
+        Path(cfg),
+        ["wavaug.views_per_clip=1"],
+    )
+    label, _, overrides = bench.parse_config_arg(
+        f'st={cfg}+model.branches=["mfcc","mel","stats"]+model.lstm_units=32'
+    )
+    assert (label, overrides) == (
+        "st",
+        ['model.branches=["mfcc","mel","stats"]', "model.lstm_units=32"],
+    )
+    with pytest.raises(ValueError, match="no config file at configs/nope.toml"):
+        bench.parse_config_arg("x=configs/nope.toml")
+    with pytest.raises(ValueError, match="override 'oops' is not of the form section.key=value"):
+        bench.parse_config_arg(f"{cfg}+oops")
+    with pytest.raises(ValueError, match="label before '=' must be a plain name"):
+        bench.parse_config_arg(f"a/b={cfg}")
