@@ -12,6 +12,13 @@ to the test logits. Prints per run and pass count the method kept per output, th
 temperatures, the validation mean ECE before and after the fit (in sample: the rows it
 was fitted on), and the dev test mean ECE and challenge score; then the mean over runs.
 Same models, same test clips: the rows differ only in the calibration data.
+
+When the modern-generator set's records exist (`modern-<feature key>` under `--work`,
+written by `bench_unseen.py`), each row also gives the mean ECE of both outputs on it
+(clean single-voice clips of systems the dev corpus does not contain: fake = 1 / real = 0
+for a fake clip, the reverse for a real one). The dev test shares speakers with train and
+validation does not, so the dev test alone cannot say whether the validation fit helps on
+data unlike the training data; the modern set is that off-domain check.
 """
 
 from __future__ import annotations
@@ -33,6 +40,15 @@ def _mean_ece(targets, probs) -> float:
     from deepwave_tf import metrics
 
     return sum(metrics.expected_calibration_error(targets[:, k], probs[:, k]) for k in range(2)) / 2
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
+
+
+def _mean_or_none(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,8 +87,17 @@ def main(argv: list[str] | None = None) -> int:
         model = keras.saving.load_model(run / "model.keras", compile=False)
         s = protocol.score_split(model, test_rec, "test", cfg)
         y = np.array([labels[i] for i in s["ids"]])
+        modern_rec = args.work / "records" / f"modern-{fkey}"
+        modern = (
+            protocol.score_split(model, modern_rec, "train", cfg)
+            if (modern_rec / "manifest.json").is_file()
+            else None
+        )
         raw = metrics.challenge_score(y, calibration.sigmoid(s["logits"]))
-        raw_test.append((raw["mean_ece"], raw["score"]))
+        modern_raw = (
+            _mean_ece(modern["targets"], calibration.sigmoid(modern["logits"])) if modern else None
+        )
+        raw_test.append((raw["mean_ece"], raw["score"], modern_raw))
         rows.append(
             [
                 str(run),
@@ -82,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                 "",
                 f"{raw['mean_ece']:.4f}",
                 f"{raw['score']:.4f}",
+                _fmt(modern_raw),
             ]
         )
         for p in passes:
@@ -90,11 +116,19 @@ def main(argv: list[str] | None = None) -> int:
             cal = export.fit_calibration(z, t, c.model.head, c.export, clips)
             probs = calibration.apply_affine(s["logits"], cal.scale, cal.bias)
             sc = metrics.challenge_score(y, probs)
+            modern_ece = (
+                _mean_ece(
+                    modern["targets"],
+                    calibration.apply_affine(modern["logits"], cal.scale, cal.bias),
+                )
+                if modern
+                else None
+            )
             val_ece = [
                 _mean_ece(t, calibration.sigmoid(z)),
                 _mean_ece(t, calibration.apply_affine(z, cal.scale, cal.bias)),
             ]
-            per_pass[p].append((sc["mean_ece"], sc["score"], *val_ece))
+            per_pass[p].append((sc["mean_ece"], sc["score"], *val_ece, modern_ece))
             rows.append(
                 [
                     str(run),
@@ -104,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{val_ece[0]:.4f} -> {val_ece[1]:.4f}",
                     f"{sc['mean_ece']:.4f}",
                     f"{sc['score']:.4f}",
+                    _fmt(modern_ece),
                 ]
             )
             print(f"{run} passes {p}: ece {sc['mean_ece']:.4f} score {sc['score']:.4f}", flush=True)
@@ -117,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             "val mean ECE raw -> after",
             "test mean ECE",
             "test score",
+            "modern set mean ECE",
         ],
         rows,
         str,
@@ -127,13 +163,15 @@ def main(argv: list[str] | None = None) -> int:
             "mean_score": float(np.mean([r[1] for r in v])),
             "val_mean_ece_raw": float(np.mean([r[2] for r in v])),
             "val_mean_ece_after": float(np.mean([r[3] for r in v])),
+            "modern_mean_ece": _mean_or_none([r[4] for r in v]),
             "runs": len(v),
         }
         for p, v in per_pass.items()
     }
     summary["raw"] = {
-        "mean_ece": float(np.mean([e for e, _ in raw_test])),
-        "mean_score": float(np.mean([s for _, s in raw_test])),
+        "mean_ece": float(np.mean([r[0] for r in raw_test])),
+        "mean_score": float(np.mean([r[1] for r in raw_test])),
+        "modern_mean_ece": _mean_or_none([r[2] for r in raw_test]),
         "runs": len(raw_test),
     }
     print(json.dumps(summary))
