@@ -34,7 +34,8 @@ train nor the fold's unseen split. Its runs and records are kept apart (`+valho`
 
 A `--config` may carry a label and overrides of its own, to compare variants of one file
 side by side in one run: `--config views=configs/default.toml+wavaug.views_per_clip=1`
-(`LABEL=PATH+key=value+key=value`; `--set` still applies to every config). The label
+(`LABEL=PATH+key=value+key=value`, so a path or value here cannot contain `+`: use `--set`
+or a config file for those; `--set` still applies to every config). The label
 names the variant's rows and runs (`views-<hash of its resolved config>`).
 `--folds none` trains the `full` runs only (dev test and modern set, no folds).
 
