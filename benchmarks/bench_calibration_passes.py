@@ -78,8 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     for run in runs:
         cfg = config.load_config(run / "config.toml")
         rec = args.work / "records" / f"full-{bench_unseen.prep_key(cfg)}"
-        fkey = bench_unseen._hash(cfg.features.hashed_fields())
-        fkey += "-wave" if cfg.model.uses_waveform else ""
+        fkey = bench_unseen.feature_key(cfg)
         test_rec = args.work / "records" / f"devtest-{fkey}"
         for d in (rec, test_rec):
             if not (d / "manifest.json").is_file():

@@ -85,8 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         lr = protocol.fit_stats_baseline(train["x"], train["targets"][:, 0])
         lr_val = lr.decision_function(protocol.split_statistics(rec, "val", cfg)["x"])
         if fold == bench_unseen.FULL:
-            fkey = bench_unseen._hash(cfg.features.hashed_fields())
-            target = args.work / "records" / f"modern-{fkey}"
+            target = args.work / "records" / f"modern-{bench_unseen.feature_key(cfg)}"
             split = "train"
             if not (target / "manifest.json").is_file():
                 print(f"# no modern-set records at {target}: modern set skipped")
@@ -106,10 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             line = [fold if fold != bench_unseen.FULL else "modern set", run.name]
             line += [bench_unseen.pct(eers[c]) for c in columns]
             (modern_rows if fold == bench_unseen.FULL else rows).append(line)
-            if fold != bench_unseen.FULL:
-                per_seed.setdefault(run.name, {})[fold] = eers
-            else:
-                per_seed.setdefault(run.name, {})["modern"] = eers
+            key = "modern" if fold == bench_unseen.FULL else fold
+            per_seed.setdefault(run.name, {})[key] = eers
             print(f"{fold} {run.name}: " + json.dumps({k: round(v, 4) for k, v in eers.items()}))
 
     summary: dict = {"columns": columns, "seeds": {}}

@@ -94,6 +94,12 @@ def _prep_in_child(cfg, data_dir: Path, out: Path, splits) -> tuple[int, str, in
     return result.exit_code, prep.summary(result), len(result.errors)
 
 
+def feature_key(cfg) -> str:
+    """What the shared evaluation records (`devtest-<key>`, `modern-<key>`) depend on: the
+    front-end's hashed fields, and whether the waveform is stored (a waveform-branch config)."""
+    return _hash(cfg.features.hashed_fields()) + ("-wave" if cfg.model.uses_waveform else "")
+
+
 def ensure_records(cfg, data_dir: Path, out: Path, splits, **prep_overrides) -> Path:
     """prep into `out` unless a complete prep of the same plan is there (`resume`).
 
@@ -372,7 +378,7 @@ def main(argv=None) -> int:
     def extra_for(cfg) -> dict:
         # A waveform-branch config (configs/waveform.toml) reads the samples: store them then.
         wave = cfg.model.uses_waveform
-        fkey = _hash(cfg.features.hashed_fields()) + ("-wave" if wave else "")
+        fkey = feature_key(cfg)
         if fkey in extras:
             return extras[fkey]
         extra: dict = {}
