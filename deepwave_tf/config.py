@@ -250,14 +250,18 @@ class PrepConfig:
 class VocodeConfig:
     """Copy-synthesis fakes written by prep (`deepwave_tf/vocode.py`).
 
-    Each real clip of the train and val splits gets `copies_per_real` re-synthesised
-    copies, labelled fake, each by a different vocoder drawn (seeded) from `vocoders`.
+    Each real clip of the train split, and of val unless `val_copies` is false, gets
+    `copies_per_real` re-synthesised copies, labelled fake, each by a different vocoder
+    drawn (seeded) from `vocoders`.
     Paired copies differ from their source only in how the audio was made (same
     speaker, words and channel), which is the trace a detector should learn.
     """
 
     vocoders: tuple[str, ...] = ()
     copies_per_real: int = 0
+    # false: copies in train only, so that val (early stopping, checkpoint choice and the
+    # export's calibration) keeps the corpus's own class balance instead of 1 + K fakes per real
+    val_copies: bool = True
 
     def __post_init__(self):
         if self.copies_per_real < 0:

@@ -415,15 +415,16 @@ def usable_vocoders(cfg: Config) -> tuple[tuple[str, ...], list[str]]:
 def derive_rows(rows: list[Row], split: str, cfg: Config) -> list[Row]:
     """The derived rows of one split, after its csv rows (which keep their positions).
 
-    train and val: `vocode.copies_per_real` copy-synthesis fakes of every real clip,
-    each with another vocoder drawn (seeded by id) from the usable vocoders.
+    train, and val unless `vocode.val_copies` is false: `vocode.copies_per_real`
+    copy-synthesis fakes of every real clip, each with another vocoder drawn (seeded
+    by id) from the usable vocoders.
     train only: `wavaug.views_per_clip` augmented views of every clip, copies included.
     Derived rows stay in their source's split, so val stays speaker-disjoint.
     """
     out: list[Row] = []
     vocoders, _ = usable_vocoders(cfg)
     k = min(cfg.vocode.copies_per_real, len(vocoders))
-    if k and split in ("train", "val"):
+    if k and (split == "train" or (split == "val" and cfg.vocode.val_copies)):
         for r in rows:
             if r.real != 1:
                 continue
@@ -1003,6 +1004,7 @@ def make_plan(
                 "vocoders": list(used),
                 "dropped_held_out": dropped,
                 "copies_per_real": min(cfg.vocode.copies_per_real, len(used)),
+                **({} if cfg.vocode.val_copies else {"val_copies": False}),
             }
             if dropped:
                 print(

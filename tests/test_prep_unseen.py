@@ -255,6 +255,21 @@ def test_vocoded_copies_are_deterministic_and_cached(tmp_path, tiny_cfg, sample_
     assert {p.name: p.read_bytes() for p in sorted(other.glob("*.tfrecord-*"))} == first
 
 
+def test_val_copies_false_keeps_copies_out_of_val(tmp_path, tiny_cfg, sample_dir, stubs):
+    cfg = _cfg(
+        tiny_cfg, vocode={"vocoders": ("stubA",), "copies_per_real": 1, "val_copies": False}
+    )
+    out = tmp_path / "voc"
+    prep.run(cfg, sample_dir, out, progress=False, splits=["train"])
+    ids = {s: [i for i, _ in records.read_ids_and_generators(out, s)] for s in ("train", "val")}
+    meta = _meta(sample_dir)
+    train_reals = [i for i in ids["train"] if "~" not in i and meta[i]["label"] == "real"]
+    assert sorted(i for i in ids["train"] if "~" in i) == sorted(f"{i}~stubA" for i in train_reals)
+    assert ids["val"] and not [i for i in ids["val"] if "~" in i]  # val as the corpus has it
+    assert stubs.calls == len(train_reals)
+    assert records.read_manifest(out)["split"]["vocode"]["val_copies"] is False
+
+
 def test_fold_never_vocodes_with_a_held_out_family(tmp_path, tiny_cfg, sample_dir, stubs, capsys):
     cfg = _cfg(
         tiny_cfg,
