@@ -256,9 +256,7 @@ def test_vocoded_copies_are_deterministic_and_cached(tmp_path, tiny_cfg, sample_
 
 
 def test_val_copies_false_keeps_copies_out_of_val(tmp_path, tiny_cfg, sample_dir, stubs):
-    cfg = _cfg(
-        tiny_cfg, vocode={"vocoders": ("stubA",), "copies_per_real": 1, "val_copies": False}
-    )
+    cfg = _cfg(tiny_cfg, vocode={"vocoders": ("stubA",), "copies_per_real": 1, "val_copies": False})
     out = tmp_path / "voc"
     prep.run(cfg, sample_dir, out, progress=False, splits=["train"])
     ids = {s: [i for i, _ in records.read_ids_and_generators(out, s)] for s in ("train", "val")}
