@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     if (args.modern / "labels.csv").is_file():
         mrows = list(csv.DictReader(open(args.modern / "labels.csv", newline="")))
         modern = cached(
-            "modern",
+            f"modern{len(mrows)}",
             lambda: {
                 "x": np.stack(
                     _map(_clean_features, [args.modern / r["path"] for r in mrows], args.workers)
@@ -174,6 +174,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         for m in c["refused"][:5]:
             print(f"  {name} refused {m}")
+        if len(c["refused"]) > 5:
+            print(f"  {name} refused {len(c['refused']) - 5} more clip(s)")
 
     def score(x, target):
         return protocol.detection_metrics(target, x)
