@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 
@@ -16,3 +17,9 @@ def table(title: str, header: list[str], rows: list[list], fmt: Callable[[object
         if k == 0:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     sys.stdout.flush()
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and its waited-for children (codec2 forks)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system

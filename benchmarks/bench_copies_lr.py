@@ -39,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 import numpy as np  # noqa: E402
-from bench_wavaug_lr import DEV, RATE, REPO, SEED, _centre, _stats  # noqa: E402
+from bench_wavaug_lr import DEV, RATE, REPO, SEED, _centre, _stats, held_out_reals  # noqa: E402
 
 MODERN = REPO / "data" / "modern_val"
 
@@ -50,12 +50,6 @@ def _clean_features(path: Path) -> np.ndarray:
     return _stats(_centre(audio.load_soundfile(path, RATE)))
 
 
-def _cpu() -> float:
-    """CPU seconds of this process and its waited-for children (codec2 runs in a fork)."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
 def _copy_features(job: tuple[int, str, str, int]) -> tuple[list[np.ndarray], list[str], float]:
     """Stats of `copies` re-syntheses of one clip by one vocoder, the refusals, CPU seconds."""
     index, path, name, copies = job
@@ -63,7 +57,7 @@ def _copy_features(job: tuple[int, str, str, int]) -> tuple[list[np.ndarray], li
 
     x = audio.load_soundfile(DEV / path, RATE)
     out, refused = [], []
-    start = _cpu()
+    start = _common.cpu_seconds()
     for c in range(copies):
         try:
             y = vocode.vocode(name, x, RATE, np.random.default_rng([SEED, index, c]))
@@ -71,7 +65,7 @@ def _copy_features(job: tuple[int, str, str, int]) -> tuple[list[np.ndarray], li
             refused.append(f"{path}: {e.reason}")
             continue
         out.append(_stats(_centre(y)))
-    return out, refused, _cpu() - start
+    return out, refused, _common.cpu_seconds() - start
 
 
 def _map(fn, jobs, workers):
@@ -101,13 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = list(csv.DictReader(open(DEV / "train.csv", newline="")))
     fake = np.array([r["label"] == "fake" for r in rows])
     generator = np.array([meta[r["id"]]["generator"] for r in rows])
-    speaker = [meta[r["id"]]["speaker_or_voice"] for r in rows]
-    source = np.array([meta[r["id"]]["source"] for r in rows])
-    held_real = (
-        ~fake
-        & (source == "librispeech")
-        & np.array([int(hashlib.md5(s.encode()).hexdigest(), 16) % 4 == 0 for s in speaker])
-    )
+    held_real = held_out_reals(rows, meta, librispeech_only=True)
     train_real = ~fake & ~held_real
     print(f"real clips: {int(train_real.sum())} train, {int(held_real.sum())} held out (speakers)")
 
@@ -177,9 +165,6 @@ def main(argv: list[str] | None = None) -> None:
         if len(c["refused"]) > 5:
             print(f"  {name} refused {len(c['refused']) - 5} more clip(s)")
 
-    def score(x, target):
-        return protocol.detection_metrics(target, x)
-
     results = []
 
     def arm(label, x_fake, dev_eval):
@@ -188,12 +173,12 @@ def main(argv: list[str] | None = None) -> None:
         model = protocol.fit_stats_baseline(x, y)
         row = [label, str(len(x_fake))]
         if modern is not None:
-            m = score(model.decision_function(modern["x"]), modern["fake"])
+            m = protocol.detection_metrics(modern["fake"], model.decision_function(modern["x"]))
             row += [f"{100 * m['eer']:.1f}", f"{m['auc']:.3f}"]
         if dev_eval:
             keep = fake | held_real
             s = model.decision_function(dev[keep])
-            d = score(s, fake[keep])
+            d = protocol.detection_metrics(fake[keep], s)
             fam = protocol.per_generator(generator[keep], fake[keep], s)
             row += [
                 f"{100 * d['eer']:.1f}",

@@ -42,11 +42,6 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def _cpu_seconds() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
 def real_clips(count: int) -> list[Path]:
     with open(DEV / "train.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["label"] == "real"]
@@ -86,13 +81,15 @@ def main() -> None:
         for seed in range(args.seeds):
             for k, clip in enumerate(clips):
                 rng = np.random.default_rng([seed, k])
-                start = _cpu_seconds()
+                start = _common.cpu_seconds()
                 try:
                     vocode.vocode(name, clip, SAMPLE_RATE_HZ, rng)
                 except vocode.VocodeError:
                     errors += 1
                     continue
-                costs.append((_cpu_seconds() - start) / (clip.size / SAMPLE_RATE_HZ) * 1000.0)
+                costs.append(
+                    (_common.cpu_seconds() - start) / (clip.size / SAMPLE_RATE_HZ) * 1000.0
+                )
         wall = time.perf_counter() - wall_start
         c = np.asarray(costs)
         rows.append(

@@ -66,6 +66,21 @@ def _stats(y: np.ndarray) -> np.ndarray:
     return np.concatenate([db.mean(1), db.std(1), mfcc.mean(1), mfcc.std(1)])
 
 
+def held_out_reals(rows: list[dict], meta: dict, librispeech_only: bool) -> np.ndarray:
+    """Mask of the real train rows whose speaker a hash puts in the held-out quarter
+    (`librispeech_only`: LibriSpeech speakers only, so the single-voice sources stay in)."""
+    out = np.array(
+        [
+            r["label"] == "real"
+            and int(hashlib.md5(meta[r["id"]]["speaker_or_voice"].encode()).hexdigest(), 16) % 4
+            == 0
+            and (not librispeech_only or meta[r["id"]]["source"] == "librispeech")
+            for r in rows
+        ]
+    )
+    return out
+
+
 def _clip_features(job: tuple[int, str, int, tuple[str, ...] | None]) -> np.ndarray:
     """`[1 + views, dims]`: the clean crop, then each view."""
     index, path, views, names = job
@@ -130,13 +145,7 @@ def main(argv: list[str] | None = None) -> None:
 
     fake = np.array([r["label"] == "fake" for r in rows])
     generator = np.array([meta[r["id"]]["generator"] for r in rows])
-    speaker = [meta[r["id"]]["speaker_or_voice"] for r in rows]
-    source = np.array([meta[r["id"]]["source"] for r in rows])
-    real_out = ~fake & np.array(
-        [int(hashlib.md5(s.encode()).hexdigest(), 16) % 4 == 0 for s in speaker]
-    )
-    if args.real_holdout == "librispeech":
-        real_out &= source == "librispeech"
+    real_out = held_out_reals(rows, meta, librispeech_only=args.real_holdout == "librispeech")
     print(f"held-out real clips: {int(real_out.sum())} ({args.real_holdout})")
 
     arms = {"clean": [0], "clean + views": list(range(args.views + 1))}
