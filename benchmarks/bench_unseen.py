@@ -82,8 +82,24 @@ def _hash(obj) -> str:
 def prep_key(cfg) -> str:
     """What the records depend on: features (the fields its hash covers, so records of the
     default front-end keep their key), prep, vocode and wavaug sections."""
-    key = {k: dataclasses.asdict(getattr(cfg, k)) for k in ("prep", "vocode", "wavaug")}
-    return _hash({"features": cfg.features.hashed_fields(), **key})
+    from deepwave_tf import prep
+
+    key = {k: dataclasses.asdict(getattr(cfg, k)) for k in ("prep", "wavaug")}
+    return _hash({"features": cfg.features.hashed_fields(), "vocode": prep.vocode_plan(cfg), **key})
+
+
+# Config fields added after runs were cached, with their defaults: left out of the run key
+# while they hold them, so the cached runs stay valid.
+_ADDED_FIELDS = {("vocode", "corpus_fakes"): True, ("train", "class_balance"): False}
+
+
+def run_key(cfg) -> str:
+    """What a run depends on: the resolved config, less `_ADDED_FIELDS` at their defaults."""
+    d = cfg.to_dict()
+    for (section, key), default in _ADDED_FIELDS.items():
+        if d[section][key] == default:
+            del d[section][key]
+    return _hash(d)
 
 
 def _prep_in_child(cfg, data_dir: Path, out: Path, splits) -> tuple[int, str, int]:
@@ -360,7 +376,7 @@ def main(argv=None) -> int:
             parser.error(str(err))
         cfg = load_config(path, [*args.overrides, *own, f"train.epochs={args.epochs}"])
         suffix = "+valho" if args.val_holdout == "auto" else ""
-        configs[f"{label}{suffix}-{_hash(cfg.to_dict())}"] = cfg
+        configs[f"{label}{suffix}-{run_key(cfg)}"] = cfg
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     print(
         f"# bench_unseen: {len(configs)} config(s) x {len(seeds)} seed(s) x "

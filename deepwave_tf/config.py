@@ -262,8 +262,21 @@ class VocodeConfig:
     # false: copies in train only, so that val (early stopping, checkpoint choice and the
     # export's calibration) keeps the corpus's own class balance instead of 1 + K fakes per real
     val_copies: bool = True
+    # false: the corpus's own fake clips are left out of train and val (not of `unseen` or test),
+    # so the model learns fakes only from the copies of real clips (needs val_copies: val needs fakes)
+    corpus_fakes: bool = True
 
     def __post_init__(self):
+        if not self.corpus_fakes and not self.copies_per_real:
+            raise ConfigError(
+                "vocode.corpus_fakes = false leaves no fake clip to train on: it needs "
+                "vocode.copies_per_real > 0 and vocode.vocoders"
+            )
+        if not self.corpus_fakes and not self.val_copies:
+            raise ConfigError(
+                "vocode.corpus_fakes = false with vocode.val_copies = false leaves the val split "
+                "without a fake clip (no val AUC, no calibration): set val_copies = true"
+            )
         if self.copies_per_real < 0:
             raise ConfigError("vocode.copies_per_real must be >= 0")
         if self.copies_per_real and not self.vocoders:
@@ -452,6 +465,9 @@ class TrainConfig:
     tensorboard_images: int = 4
     validation_steps: int = 0  # 0 = the whole val split
     monitor: str = "val_auc"  # best checkpoint/early stopping: val_auc | val_score | val_loss
+    # true: the BCE of each output weighs its classes by the train split's clip counts, so
+    # fakes and reals carry half the loss each (e.g. with 2 vocoded copies per real clip)
+    class_balance: bool = False
     jit_compile: bool = False  # XLA-compile the train step
     # Train steps per call of the compiled train function (Keras `steps_per_execution`): one
     # Python round trip per call instead of per step (stats_views: 0.33 -> 0.14 ms of CPU per

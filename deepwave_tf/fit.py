@@ -197,24 +197,78 @@ def output_metrics() -> list[keras.metrics.Metric]:
     ]
 
 
+def class_weights(train_counts: dict[str, int]) -> dict[str, tuple[float, float]]:
+    """`{output: (weight of a positive target, weight of a negative)}` that balance the classes.
+
+    From the train split's clip counts (`manifest["counts"]["train"]`): an output whose
+    positive share is p weighs positives 0.5 / p and negatives 0.5 / (1 - p), so both
+    classes carry half the loss and the mean weight over the split is 1.
+
+    Raises:
+        ValueError: a class with no clip (nothing to balance against).
+    """
+    from deepwave_tf.features import LABEL_KEYS
+
+    total = sum(train_counts.get(key, 0) for key in LABEL_KEYS)
+    out = {}
+    for key in LABEL_KEYS:
+        positives = train_counts.get(key, 0)
+        if not 0 < positives < total:
+            raise ValueError(
+                f"train.class_balance: the train split has {positives} '{key}' clip(s) of "
+                f"{total}; balancing needs both classes"
+            )
+        share = positives / total
+        out[key] = (0.5 / share, 0.5 / (1.0 - share))
+    return out
+
+
+def weighted_bce(positive_weight: float, negative_weight: float):
+    """Binary cross-entropy per example, times `positive_weight` where the target is 1 and
+    `negative_weight` where it is 0 (soft targets interpolate); outputs are `[batch]`."""
+    import keras
+    from keras import ops
+
+    def loss(y_true, y_pred):
+        y_true = ops.cast(y_true, y_pred.dtype)
+        p = ops.clip(y_pred, keras.backend.epsilon(), 1.0 - keras.backend.epsilon())
+        bce = -(y_true * ops.log(p) + (1.0 - y_true) * ops.log(1.0 - p))
+        return bce * (y_true * positive_weight + (1.0 - y_true) * negative_weight)
+
+    return loss
+
+
 def compile_model(
-    model: keras.Model, cfg: Config, steps_per_epoch: int | None = None
+    model: keras.Model,
+    cfg: Config,
+    steps_per_epoch: int | None = None,
+    train_counts: dict[str, int] | None = None,
 ) -> keras.Model:
     """Compile with Adam(`train.learning_rate`), BCE per output and the metrics above.
 
     Logged names: `loss`, `{fake,real}_{auc,accuracy,f1,brier}` (and `val_` ones).
     `steps_per_epoch` (default `train.steps_per_epoch`) sizes the steps per execution
-    (`TrainConfig.execution_steps`).
+    (`TrainConfig.execution_steps`). With `train.class_balance` the BCE is weighted by
+    `class_weights(train_counts)` (the train split's clip counts per label).
+
+    Raises:
+        ValueError: `train.class_balance` without `train_counts`, or with a class missing.
     """
     import keras
 
     from deepwave_tf.features import LABEL_KEYS
 
-    bce = keras.losses.BinaryCrossentropy
-    if cfg.model.head == "softmax":
-        losses = {LABEL_KEYS[0]: bce(name="fake_bce"), LABEL_KEYS[1]: None}
+    if cfg.train.class_balance:
+        if train_counts is None:
+            raise ValueError("train.class_balance needs the train split's label counts")
+        weights = class_weights(train_counts)
+        bce = lambda key: weighted_bce(*weights[key])  # noqa: E731
     else:
-        losses = {key: bce(name=f"{key}_bce") for key in LABEL_KEYS}
+        bce = lambda key: keras.losses.BinaryCrossentropy(name=f"{key}_bce")  # noqa: E731
+    if cfg.model.head == "softmax":
+        losses = {LABEL_KEYS[0]: bce(LABEL_KEYS[0]), LABEL_KEYS[1]: None}
+    else:
+        losses = {key: bce(key) for key in LABEL_KEYS}
     model.compile(
         optimizer=keras.optimizers.Adam(cfg.train.learning_rate),
         loss=losses,
@@ -608,7 +662,12 @@ def run(
 
     keras.utils.set_random_seed(cfg.train.seed)
     with dist.scope():
-        model = compile_model(model_lib.build_model(cfg, stats), cfg, steps_per_epoch=steps or 0)
+        model = compile_model(
+            model_lib.build_model(cfg, stats),
+            cfg,
+            steps_per_epoch=steps or 0,
+            train_counts=manifest["counts"]["train"],
+        )
     if role is not None:
         _skip_batch_symbolic_build(model)
         _fix_multi_worker_scalar_reduce()

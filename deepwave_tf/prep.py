@@ -412,6 +412,15 @@ def usable_vocoders(cfg: Config) -> tuple[tuple[str, ...], list[str]]:
     return tuple(v for v in cfg.vocode.vocoders if v not in held), dropped
 
 
+def vocode_plan(cfg: Config) -> dict[str, Any]:
+    """`[vocode]` as the plan (and its hash) records it: `corpus_fakes` only when false, so
+    that plans made before the field existed keep their hash (and their records)."""
+    plan = dataclasses.asdict(cfg.vocode)
+    if plan["corpus_fakes"]:
+        del plan["corpus_fakes"]
+    return plan
+
+
 def derive_rows(rows: list[Row], split: str, cfg: Config) -> list[Row]:
     """The derived rows of one split, after its csv rows (which keep their positions).
 
@@ -996,6 +1005,16 @@ def make_plan(
         else:
             train, val, method = split_train_val(rows, groups, p.val_fraction, p.seed)
         parts["train"], parts["val"] = train, val
+        left_out = {}
+        if not cfg.vocode.corpus_fakes:
+            for split in ("train", "val"):
+                left_out[split] = sum(r.fake == 1 for r in parts[split])
+                parts[split] = [r for r in parts[split] if r.fake != 1]
+            print(
+                f"prep: leaving the corpus's {left_out['train']} train and {left_out['val']} val "
+                "fake clips out (vocode.corpus_fakes = false): the only fakes there are copies",
+                file=sys.stderr,
+            )
         for split in ("train", "val"):
             parts[split] = parts[split] + derive_rows(parts[split], split, cfg)
         used, dropped = usable_vocoders(cfg)
@@ -1005,6 +1024,7 @@ def make_plan(
                 "dropped_held_out": dropped,
                 "copies_per_real": min(cfg.vocode.copies_per_real, len(used)),
                 **({} if cfg.vocode.val_copies else {"val_copies": False}),
+                **({"corpus_fakes_left_out": left_out} if left_out else {}),
             }
             if dropped:
                 print(
@@ -1056,7 +1076,7 @@ def make_plan(
                 *(_HOLDOUT_KEYS if cfg.prep.holdout or cfg.prep.val_holdout else ()),
             )
         },
-        **({"vocode": dataclasses.asdict(cfg.vocode)} if cfg.vocode.copies_per_real else {}),
+        **({"vocode": vocode_plan(cfg)} if cfg.vocode.copies_per_real else {}),
         **({"wavaug": dataclasses.asdict(cfg.wavaug)} if cfg.wavaug.views_per_clip else {}),
         "csv_sha256": csv_digests,
         "shards": {

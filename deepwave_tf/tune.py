@@ -215,7 +215,10 @@ def _hypermodel_class() -> type:
 
         def build(self, hp: kt.HyperParameters) -> keras.Model:
             cfg = config_for(self.base, hp)
-            return fit.compile_model(model_lib.build_model(cfg, self.stats), cfg)
+            counts = data.load_manifest(self.records_dir, cfg)["counts"]["train"]
+            return fit.compile_model(
+                model_lib.build_model(cfg, self.stats), cfg, train_counts=counts
+            )
 
         def fit(self, hp: kt.HyperParameters, model: keras.Model, *args, callbacks=(), **kwargs):
             cfg = config_for(self.base, hp)

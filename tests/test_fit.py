@@ -248,3 +248,49 @@ def test_a_finished_run_is_refused_unless_overwrite(tmp_path, capsys):
     (run_dir / fit.RUN_JSON).unlink()
     (run_dir / "model.keras").write_text("x")
     assert fit.finished_run(run_dir) == {}
+
+
+def test_class_weights_give_each_class_half_the_loss():
+    w = fit.class_weights({"fake": 300, "real": 100, "total": 400})
+    assert w["fake"] == pytest.approx((0.5 / 0.75, 0.5 / 0.25))
+    assert w["real"] == pytest.approx((0.5 / 0.25, 0.5 / 0.75))
+    for key, (pos, neg) in w.items():
+        n_pos = 300 if key == "fake" else 100
+        assert n_pos * pos == pytest.approx((400 - n_pos) * neg)  # equal shares
+        assert (n_pos * pos + (400 - n_pos) * neg) / 400 == pytest.approx(1.0)  # mean weight 1
+    with pytest.raises(ValueError, match="the train split has 0 'fake' clip\\(s\\) of 50"):
+        fit.class_weights({"fake": 0, "real": 50})
+
+
+def test_weighted_bce_matches_keras_bce_and_weighs_each_target():
+    y = np.array([1, 0, 1, 0, 0.5], np.float32)
+    p = np.array([0.9, 0.2, 0.3, 0.6, 0.5], np.float32)
+    plain = keras.losses.BinaryCrossentropy()(y, p)
+    unit = np.mean(np.asarray(fit.weighted_bce(1.0, 1.0)(y, p)))
+    np.testing.assert_allclose(unit, float(plain), rtol=1e-5)
+    per = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    got = np.asarray(fit.weighted_bce(3.0, 0.5)(y, p))
+    np.testing.assert_allclose(got, per * (3.0 * y + 0.5 * (1 - y)), rtol=1e-5)
+
+
+def test_class_balance_weights_the_compiled_loss(tiny_cfg):
+    cfg = tiny_cfg.replace(train=dataclasses.replace(tiny_cfg.train, class_balance=True))
+    with pytest.raises(ValueError, match="class_balance needs the train split's label counts"):
+        fit.compile_model(model_lib.build_model(cfg), cfg)
+    rng = np.random.default_rng(5)
+    f = cfg.features
+    x = {
+        "mfcc": rng.normal(size=(8, *f.mfcc_shape)).astype(np.float32),
+        "mel": rng.normal(-40, 20, size=(8, *f.mel_shape, 1)).astype(np.float32),
+    }
+    fake = np.array([1, 1, 1, 1, 1, 1, 0, 0], np.float32)
+    y = {"fake": fake, "real": 1 - fake}
+    keras.utils.set_random_seed(7)
+    model = fit.compile_model(model_lib.build_model(cfg), cfg, train_counts={"fake": 6, "real": 2})
+    pred = model.predict(x, verbose=0)
+    loss = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
+    expected = 0.0
+    for key, (pos, neg) in fit.class_weights({"fake": 6, "real": 2}).items():
+        t, q = y[key], np.clip(pred[key], 1e-7, 1 - 1e-7)
+        expected += np.mean(-(t * np.log(q) + (1 - t) * np.log(1 - q)) * (pos * t + neg * (1 - t)))
+    assert loss == pytest.approx(expected, rel=1e-4)

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from deepwave_tf import prep, records
+from deepwave_tf.config import ConfigError, VocodeConfig
 
 HELD = ("piper", "world")
 
@@ -266,6 +267,69 @@ def test_val_copies_false_keeps_copies_out_of_val(tmp_path, tiny_cfg, sample_dir
     assert ids["val"] and not [i for i in ids["val"] if "~" in i]  # val as the corpus has it
     assert stubs.calls == len(train_reals)
     assert records.read_manifest(out)["split"]["vocode"]["val_copies"] is False
+
+
+def test_corpus_fakes_false_trains_on_copies_only(tmp_path, tiny_cfg, sample_dir, stubs, capsys):
+    cfg = _cfg(
+        tiny_cfg, vocode={"vocoders": ("stubA",), "copies_per_real": 1, "corpus_fakes": False}
+    )
+    out = tmp_path / "copies-only"
+    prep.run(cfg, sample_dir, out, progress=False, splits=["train"])
+    meta = _meta(sample_dir)
+    ids = {s: [i for i, _ in records.read_ids_and_generators(out, s)] for s in ("train", "val")}
+    for split in ("train", "val"):
+        originals = [i for i in ids[split] if "~" not in i]
+        copies = [i for i in ids[split] if "~" in i]
+        assert originals and all(meta[i]["label"] == "real" for i in originals)
+        assert sorted(copies) == sorted(f"{i}~stubA" for i in originals)  # the only fakes
+    all_fakes = sum(m["label"] == "fake" for m in meta.values())
+    split = records.read_manifest(out)["split"]["vocode"]["corpus_fakes_left_out"]
+    assert split["train"] + split["val"] == all_fakes and split["val"] > 0
+    assert f"leaving the corpus's {split['train']} train and {split['val']} val fake" in (
+        capsys.readouterr().err
+    )
+
+
+def test_corpus_fakes_false_keeps_held_out_fakes_in_unseen(tmp_path, tiny_cfg, sample_dir, stubs):
+    cfg = _cfg(
+        tiny_cfg,
+        holdout=("world",),
+        vocode={"vocoders": ("stubA",), "copies_per_real": 1, "corpus_fakes": False},
+    )
+    out = tmp_path / "fold"
+    prep.run(cfg, sample_dir, out, progress=False, splits=["train"])
+    meta = _meta(sample_dir)
+    unseen = [i for i, _ in records.read_ids_and_generators(out, "unseen")]
+    assert {meta[i]["label"] for i in unseen} == {"fake", "real"}
+    assert {meta[i]["generator"] for i in unseen if meta[i]["label"] == "fake"} == {"world"}
+
+
+def test_vocode_plan_names_corpus_fakes_only_when_false(tiny_cfg):
+    on = _cfg(tiny_cfg, vocode={"vocoders": ("lpc",), "copies_per_real": 1})
+    off = _cfg(tiny_cfg, vocode={"vocoders": ("lpc",), "copies_per_real": 1, "corpus_fakes": False})
+    # plans (and records) written before the field existed keep their hash
+    assert prep.vocode_plan(on) == {"vocoders": ("lpc",), "copies_per_real": 1, "val_copies": True}
+    assert prep.vocode_plan(off)["corpus_fakes"] is False
+
+
+@pytest.mark.parametrize(
+    "vocode, message",
+    [
+        ({"corpus_fakes": False}, "leaves no fake clip to train on"),
+        (
+            {
+                "vocoders": ("lpc",),
+                "copies_per_real": 1,
+                "corpus_fakes": False,
+                "val_copies": False,
+            },
+            "leaves the val split without a fake clip",
+        ),
+    ],
+)
+def test_corpus_fakes_false_needs_copies_in_train_and_val(vocode, message):
+    with pytest.raises(ConfigError, match=message):
+        VocodeConfig(**vocode)
 
 
 def test_fold_never_vocodes_with_a_held_out_family(tmp_path, tiny_cfg, sample_dir, stubs, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -151,3 +152,22 @@ def test_bench_unseen_config_variants_parse_label_path_and_overrides():
         bench.parse_config_arg(f"{cfg}+oops")
     with pytest.raises(ValueError, match="label before '=' must be a plain name"):
         bench.parse_config_arg(f"a/b={cfg}")
+
+
+def test_bench_unseen_run_key_ignores_added_fields_at_their_defaults():
+    from deepwave_tf.config import load_config
+
+    bench = _bench_unseen()
+    cfg = load_config(Path(__file__).resolve().parent.parent / "configs" / "copies.toml")
+    d = cfg.to_dict()
+    for section, key in bench._ADDED_FIELDS:
+        del d[section][key]
+    assert bench.run_key(cfg) == bench._hash(d)  # what runs cached before them were keyed by
+    balanced = cfg.replace(train=dataclasses.replace(cfg.train, class_balance=True))
+    assert bench.run_key(balanced) != bench.run_key(cfg)
+    copies_only = load_config(
+        Path(__file__).resolve().parent.parent / "configs" / "copies.toml",
+        ["vocode.corpus_fakes=false", "vocode.val_copies=true"],
+    )
+    assert bench.run_key(copies_only) != bench.run_key(cfg)
+    assert bench.prep_key(copies_only) != bench.prep_key(cfg)
