@@ -90,7 +90,11 @@ def prep_key(cfg) -> str:
 
 # Config fields added after runs were cached, with their defaults: left out of the run key
 # while they hold them, so the cached runs stay valid.
-_ADDED_FIELDS = {("vocode", "corpus_fakes"): True, ("train", "class_balance"): False}
+_ADDED_FIELDS = {
+    ("vocode", "corpus_fakes"): True,
+    ("train", "class_balance"): False,
+    ("augment", "clean_prob"): 0.0,
+}
 
 
 def run_key(cfg) -> str:

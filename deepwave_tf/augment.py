@@ -490,26 +490,43 @@ def draw_plan(
         if aug.noise_floor
         else tf.fill([batch], math.inf)
     )
+    mix = uni(3) < aug.mix_prob
+    background = uni(6) < aug.background_prob
+    time_masks = (
+        _draw_masks(s[14], batch, aug.time_masks, aug.time_mask_frames, frames)
+        if training
+        else no_masks
+    )
+    freq_masks = (
+        _draw_masks(s[15], batch, aug.freq_masks, aug.freq_mask_bins, cfg.n_mels)
+        if training
+        else no_masks
+    )
+    if training and aug.clean_prob > 0:
+        # Clean examples: the clip as it is (time shift only), no partner, noise, floor or mask.
+        clean = uni(8) < aug.clean_prob
+        kind = tf.where(clean, VOICED, kind)
+        mix, background = mix & ~clean, background & ~clean
+        floor_db = tf.where(clean, math.inf, floor_db)
+        time_masks, freq_masks = (
+            (start, tf.where(clean[:, None], 0, width)) for start, width in (time_masks, freq_masks)
+        )
     return MixPlan(
         shift=roll(0) if (training and shift_on) else zeros_i,
         partner=tf.cast(tf.argsort(uni(1)), tf.int32),
         partner_shift=roll(2) if shift_on else zeros_i,
-        mix=uni(3) < aug.mix_prob,
+        mix=mix,
         gain_db=uni(5, -aug.mix_gain_db, aug.mix_gain_db),
         kind=tf.cast(kind, tf.int32),
-        background=uni(6) < aug.background_prob,
+        background=background,
         snr_db=uni(7, aug.snr_db_min, aug.snr_db_max),
         floor_db=floor_db,
         silence_dbfs=uni(10, aug.silence_dbfs_min, aug.silence_dbfs_max),
         silence_zero=uni(11) < aug.silence_zero_prob,
         noise=_draw_noise(s[12], batch, tf.range(bank.size, dtype=tf.int32), frames),
         floor_noise=_draw_noise(s[13], batch, bank.stationary, frames),
-        time_masks=_draw_masks(s[14], batch, aug.time_masks, aug.time_mask_frames, frames)
-        if training
-        else no_masks,
-        freq_masks=_draw_masks(s[15], batch, aug.freq_masks, aug.freq_mask_bins, cfg.n_mels)
-        if training
-        else no_masks,
+        time_masks=time_masks,
+        freq_masks=freq_masks,
     )
 
 

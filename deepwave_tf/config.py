@@ -351,10 +351,19 @@ class AugmentConfig:
     noise_dir: str = ""
     recorded_noise_share: float = 0.5  # share of bank entries that are recorded (< 1)
     mask_mfcc: bool = False  # recompute MFCC from the masked log-mel (else masks hit mel only)
+    # training examples left clean: the clip itself (time shift only), no partner voice, noise,
+    # noise floor or mask, so the faint traces of how a voice was made are seen unmasked too
+    clean_prob: float = 0.0
     jit_compile: bool = True  # XLA-compile the augmentation (benchmarks/bench_train.py)
 
     def __post_init__(self):
-        for name in ("mix_prob", "noise_only_prob", "silence_prob", "background_prob"):
+        for name in (
+            "mix_prob",
+            "noise_only_prob",
+            "silence_prob",
+            "background_prob",
+            "clean_prob",
+        ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"augment.{name} must be in [0, 1]")
         if not 0.0 <= self.silence_zero_prob <= 1.0:

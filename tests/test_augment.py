@@ -318,6 +318,51 @@ def test_plans_are_seeded_and_follow_the_probabilities(bank, cfgs):
     assert v.time_masks[0].shape == (16, 0) and v.freq_masks[0].shape == (16, 0)
 
 
+def test_clean_examples_get_no_partner_noise_floor_or_mask(bank, batch, cfgs):
+    fc, aug = cfgs
+    aug = dataclasses.replace(
+        aug, mix_prob=0.5, noise_only_prob=0.1, silence_prob=0.1, background_prob=0.7
+    )
+    seed = tf.constant([1, 2])
+    base = augment.draw_plan(seed, 4000, fc, aug, bank, training=True)
+    cleaned = dataclasses.replace(aug, clean_prob=0.3)
+    a = augment.draw_plan(seed, 4000, fc, cleaned, bank, training=True)
+    clean = (
+        (a.kind.numpy() == augment.VOICED)
+        & ~a.mix.numpy()
+        & ~a.background.numpy()
+        & np.isinf(a.floor_db.numpy())
+        & (a.time_masks[1].numpy() == 0).all(axis=1)
+        & (a.freq_masks[1].numpy() == 0).all(axis=1)
+    )
+    assert abs(clean.mean() - 0.3) < 0.03  # (the noise floor is on, so no other example is)
+    # everything else is the plan drawn without clean examples, example for example
+    other = ~clean
+    np.testing.assert_array_equal(a.mix.numpy()[other], base.mix.numpy()[other])
+    np.testing.assert_array_equal(a.kind.numpy()[other], base.kind.numpy()[other])
+    np.testing.assert_array_equal(a.floor_db.numpy()[other], base.floor_db.numpy()[other])
+    np.testing.assert_array_equal(a.shift.numpy(), base.shift.numpy())  # time shift kept
+    # validation mixing is never left clean
+    v = augment.draw_plan(seed, 400, fc, cleaned, bank, training=False)
+    w = augment.draw_plan(seed, 400, fc, aug, bank, training=False)
+    np.testing.assert_array_equal(v.mix.numpy(), w.mix.numpy())
+    np.testing.assert_array_equal(v.kind.numpy(), w.kind.numpy())
+    # a clean example comes out as the clip itself
+    x, y = batch
+    plan = augment.draw_plan(
+        seed,
+        B,
+        fc,
+        dataclasses.replace(cleaned, clean_prob=1.0, time_shift=False),
+        bank,
+        training=True,
+    )
+    out, targets = augment.apply_plan(x, y, plan, bank, fc, cleaned)
+    np.testing.assert_allclose(out[F.MEL].numpy(), x[F.MEL].numpy(), atol=1e-3)
+    for key in y:
+        np.testing.assert_array_equal(targets[key].numpy(), y[key].numpy())
+
+
 def test_noise_bank(cfgs):
     fc, aug = cfgs
     aug = dataclasses.replace(aug, noise_bank_per_kind=2, noise_dir="")  # synthetic only
@@ -356,6 +401,7 @@ def test_augment_batch_end_to_end_is_seeded(bank, batch, cfgs):
         (["augment.time_mask_frames=-1"], "mask counts and widths"),
         (["augment.noise_bank_per_kind=0"], "noise_bank_per_kind"),
         (["augment.recorded_noise_share=1.0"], "recorded_noise_share must be in"),
+        (["augment.clean_prob=-0.1"], "augment.clean_prob must be in"),
     ],
 )
 def test_augment_config_is_checked(override, message):
