@@ -91,6 +91,7 @@ def prep_key(cfg) -> str:
 # Config fields added after runs were cached, with their defaults: left out of the run key
 # while they hold them, so the cached runs stay valid.
 _ADDED_FIELDS = {
+    ("vocode", "val_copies"): True,
     ("vocode", "corpus_fakes"): True,
     ("train", "class_balance"): False,
     ("augment", "clean_prob"): 0.0,
