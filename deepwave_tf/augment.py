@@ -53,8 +53,11 @@ stateless and come from one `seed`, so a plan is reproducible):
    log-mel, set to the clip's mean log-mel (the SpecAugment "mean value"); the
    MFCC is recomputed from the masked log-mel when `mask_mfcc`.
 
+`clean_prob` of the training examples (0 by default) skip steps 2-5 and 8: the
+clip alone, only rolled in time; every other example is drawn as without them.
+
 Validation (`training=False`) uses steps 2-7 with a plan seeded by the batch
-index, so the same mixtures come back every epoch.
+index, so the same mixtures come back every epoch (never a clean example).
 """
 
 from __future__ import annotations
