@@ -40,7 +40,11 @@ names the variant's rows and runs (`views-<hash of its resolved config>`).
 `--folds none` trains the `full` runs only (dev test and modern set, no folds).
 
 Configs of different front-ends (`[features] sequence / image`) each get their own
-records, fold and evaluation sets alike; prep runs in a child process.
+records, fold and evaluation sets alike; prep runs in a child process. The evaluation
+records (dev test, modern set) are prepped without `[vocode]` copies or `[wavaug]` views
+(`eval_config`): the modern set is prepped as a train split, and before this its real
+clips gained copies labelled fake whenever the first config to prep it had a `[vocode]`
+section; a cached evaluation prep holding copies or views is prepped again.
 
 Every trained run keeps `result.json` in its run dir under `--work`; a rerun skips
 finished runs, so an interrupted benchmark resumes. The last line printed is JSON:
@@ -121,7 +125,28 @@ def feature_key(cfg) -> str:
     return _hash(cfg.features.hashed_fields()) + ("-wave" if cfg.model.uses_waveform else "")
 
 
-def ensure_records(cfg, data_dir: Path, out: Path, splits, **prep_overrides) -> Path:
+def eval_config(cfg):
+    """`cfg` for the shared evaluation records (dev test, modern set): no copy-synthesis
+    fakes and no augmented views. Prep makes both for a "train" split, and the modern set
+    is prepped as one: with a `[vocode]` config its real clips would gain copies labelled
+    fake (and with `corpus_fakes = false` its fakes would be dropped)."""
+    return cfg.replace(
+        vocode=dataclasses.replace(
+            cfg.vocode, copies_per_real=0, corpus_fakes=True, val_copies=True
+        ),
+        wavaug=dataclasses.replace(cfg.wavaug, views_per_clip=0),
+    )
+
+
+def augmented_plan_parts(plan: dict) -> list[str]:
+    """The parts of a prep plan (`.prep/plan.json`) that add records beyond the csv's
+    clips: `vocode` (copies) and `wavaug` (views). Evaluation records must have none."""
+    return [k for k in ("vocode", "wavaug") if plan.get(k)]
+
+
+def ensure_records(
+    cfg, data_dir: Path, out: Path, splits, evaluation: bool = False, **prep_overrides
+) -> Path:
     """prep into `out` unless a complete prep of the same plan is there (`resume`).
 
     Prep runs in a child process: in this long-lived one, after a fit, TensorFlow's
@@ -135,10 +160,14 @@ def ensure_records(cfg, data_dir: Path, out: Path, splits, **prep_overrides) -> 
     cfg = cfg.replace(prep=dataclasses.replace(cfg.prep, **prep_overrides))
     if (out / "manifest.json").is_file():
         manifest = json.loads((out / "manifest.json").read_text())
-        plan = out / ".prep" / "plan.json"
-        if plan.is_file() and json.loads(plan.read_text()).get("plan_hash") == manifest.get(
-            "plan_hash"
-        ):
+        plan_path = out / ".prep" / "plan.json"
+        plan = json.loads(plan_path.read_text()) if plan_path.is_file() else {}
+        extra_parts = augmented_plan_parts(plan)
+        if evaluation and extra_parts:
+            # made by an older bench_unseen from a [vocode] / views config: not evaluation data
+            log(f"{out.name} holds {' and '.join(extra_parts)} records: prepped again without")
+            shutil.rmtree(out)
+        elif plan.get("plan_hash") == manifest.get("plan_hash"):
             return out
     log(f"prep {out.name} ({', '.join(splits)}; {prep_overrides or 'no holdout'})")
     context = multiprocessing.get_context("spawn")
@@ -403,12 +432,14 @@ def main(argv=None) -> int:
         if fkey in extras:
             return extras[fkey]
         extra: dict = {}
+        ecfg = eval_config(cfg)
         if modern_ok:
             extra["modern"] = ensure_records(
-                cfg,
+                ecfg,
                 modern_data_dir(args.modern, work),
                 work / "records" / f"modern-{fkey}",
                 ["train"],
+                evaluation=True,
                 val_fraction=0.0,
                 holdout=(),
                 val_holdout=(),
@@ -416,7 +447,12 @@ def main(argv=None) -> int:
             )
         if not args.no_full:
             extra["devtest"] = ensure_records(
-                cfg, args.data, work / "records" / f"devtest-{fkey}", ["test"], store_waveform=wave
+                ecfg,
+                args.data,
+                work / "records" / f"devtest-{fkey}",
+                ["test"],
+                evaluation=True,
+                store_waveform=wave,
             )
             extra["labels"] = devtest_labels(args.data)
             extra["meta"] = evaluate.read_meta(args.data, list(extra["labels"]))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import types
 from pathlib import Path
 
@@ -404,3 +405,49 @@ def test_a_held_out_family_without_real_voices_still_gets_real_speakers():
     groups["solo"], values["solo"] = "solo", "-"
     _, moved = prep.hold_out(strict_rows, values, groups, ("synth",), 0.1, 7, "prep.val_holdout")
     assert {groups[r.id] for r in moved if r.real} == {"solo"}
+
+
+# --------------------------------------------------------------------------- #
+# bench_unseen's evaluation records
+# --------------------------------------------------------------------------- #
+def _bench_unseen(monkeypatch):
+    """benchmarks/bench_unseen.py as an importable module: its prep runs in a spawned child,
+    which must find the module by name."""
+    import importlib
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    return importlib.import_module("bench_unseen")
+
+
+def test_bench_evaluation_records_hold_exactly_the_csv_clips(
+    tmp_path, tiny_cfg, sample_dir, stubs, monkeypatch
+):
+    """The modern set is prepped as a "train" split. Prepped with a [vocode] and views config,
+    its real clips gained copies labelled fake, views were added, and with
+    `corpus_fakes = false` its fakes were dropped. `eval_config` removes all three, and
+    `ensure_records(evaluation=True)` preps a stale directory again."""
+    bench = _bench_unseen(monkeypatch)
+    cfg = _cfg(
+        tiny_cfg,
+        vocode={"vocoders": ("stubA",), "copies_per_real": 1, "corpus_fakes": False},
+        wavaug={"views_per_clip": 1},
+        val_fraction=0.0,
+    )
+    with open(sample_dir / "train.csv", newline="") as f:
+        rows = {r["id"]: r["label"] for r in csv.DictReader(f)}
+    out = tmp_path / "modern-x"
+    assert prep.run(cfg, sample_dir, out, progress=False, splits=["train"]).exit_code == 0
+    stale = _ids_by_split(out)["train"]
+    assert any("~" in i for i in stale)
+    assert not [i for i in stale if rows.get(i) == "fake"]  # the corpus's fakes were gone
+
+    ecfg = bench.eval_config(cfg)
+    assert (ecfg.vocode.copies_per_real, ecfg.wavaug.views_per_clip) == (0, 0)
+    assert ecfg.vocode.corpus_fakes and ecfg.features == cfg.features
+    bench.ensure_records(ecfg, sample_dir, out, ["train"], evaluation=True, val_fraction=0.0)
+    assert set(_ids_by_split(out)["train"]) == set(rows)  # every clip once, nothing added
+    plan = json.loads((out / ".prep" / "plan.json").read_text())
+    assert bench.augmented_plan_parts(plan) == []
+    stamp = (out / "manifest.json").stat().st_mtime_ns
+    bench.ensure_records(ecfg, sample_dir, out, ["train"], evaluation=True, val_fraction=0.0)
+    assert (out / "manifest.json").stat().st_mtime_ns == stamp  # complete and clean: kept
