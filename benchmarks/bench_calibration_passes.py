@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         modern = (
             protocol.score_split(model, modern_rec, "train", cfg)
             if (modern_rec / "manifest.json").is_file()
+            and not bench_unseen.evaluation_parts(modern_rec)  # none with copies or views
             else None
         )
         raw = metrics.challenge_score(y, calibration.sigmoid(s["logits"]))

@@ -90,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
             if not (target / "manifest.json").is_file():
                 print(f"# no modern-set records at {target}: modern set skipped")
                 continue
+            if bench_unseen.evaluation_parts(target):
+                print(
+                    f"# {target} holds copies or views (rerun bench_unseen.py): modern set skipped"
+                )
+                continue
         else:
             target, split = rec, "unseen"
         lr_s = protocol.split_statistics(target, split, cfg)

@@ -144,6 +144,13 @@ def augmented_plan_parts(plan: dict) -> list[str]:
     return [k for k in ("vocode", "wavaug") if plan.get(k)]
 
 
+def evaluation_parts(out: Path) -> list[str]:
+    """`augmented_plan_parts` of the prep in `out` (none if it has no plan): what other
+    benchmarks check before they score the shared evaluation records."""
+    plan_path = out / ".prep" / "plan.json"
+    return augmented_plan_parts(json.loads(plan_path.read_text())) if plan_path.is_file() else []
+
+
 def ensure_records(
     cfg, data_dir: Path, out: Path, splits, evaluation: bool = False, **prep_overrides
 ) -> Path:

@@ -440,6 +440,7 @@ def test_bench_evaluation_records_hold_exactly_the_csv_clips(
     stale = _ids_by_split(out)["train"]
     assert any("~" in i for i in stale)
     assert not [i for i in stale if rows.get(i) == "fake"]  # the corpus's fakes were gone
+    assert bench.evaluation_parts(out) == ["vocode", "wavaug"]  # what bench_fusion checks
 
     ecfg = bench.eval_config(cfg)
     assert (ecfg.vocode.copies_per_real, ecfg.wavaug.views_per_clip) == (0, 0)
@@ -447,7 +448,7 @@ def test_bench_evaluation_records_hold_exactly_the_csv_clips(
     bench.ensure_records(ecfg, sample_dir, out, ["train"], evaluation=True, val_fraction=0.0)
     assert set(_ids_by_split(out)["train"]) == set(rows)  # every clip once, nothing added
     plan = json.loads((out / ".prep" / "plan.json").read_text())
-    assert bench.augmented_plan_parts(plan) == []
+    assert bench.augmented_plan_parts(plan) == [] and bench.evaluation_parts(out) == []
     stamp = (out / "manifest.json").stat().st_mtime_ns
     bench.ensure_records(ecfg, sample_dir, out, ["train"], evaluation=True, val_fraction=0.0)
     assert (out / "manifest.json").stat().st_mtime_ns == stamp  # complete and clean: kept
