@@ -99,6 +99,7 @@ _ADDED_FIELDS = {
     ("vocode", "corpus_fakes"): True,
     ("train", "class_balance"): False,
     ("augment", "clean_prob"): 0.0,
+    ("model", "stats_moments"): ["mean", "std"],
 }
 
 

@@ -297,6 +297,11 @@ class TorchTwin(nn.Module):
             width += m.conv_filters[-1] * (2 if m.conv_pooling == "avgmax" else 1)
         self.stats = None
         if "stats" in m.branches:
+            if tuple(m.stats_moments) != ("mean", "std"):
+                raise ValueError(
+                    f"model.stats_moments={list(m.stats_moments)} has no PyTorch twin "
+                    "(it computes the mean and std only)"
+                )
             n_stats = 2 * (image_shape[0] + seq_dims)
             if m.stats_units:
                 self.stats = nn.Sequential(

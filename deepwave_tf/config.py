@@ -386,6 +386,7 @@ class AugmentConfig:
 
 
 BRANCHES = ("mfcc", "mel", "stats", "waveform")
+STATS_MOMENTS = ("mean", "std", "diff_abs", "diff_std")  # model.stats_moments
 
 
 @dataclasses.dataclass(frozen=True)
@@ -420,6 +421,10 @@ class ModelConfig:
     # Units of the stats branch's dense layer; 0 = none: the statistics, standardised
     # (batch norm without scale or offset, as a StandardScaler), go to the head as they are.
     stats_units: int = 64
+    # What the stats branch takes per band over time (STATS_MOMENTS, in that order):
+    # "mean", "std", and of the frame-to-frame first difference "diff_abs" (mean of its
+    # absolute value) and "diff_std" (its std): how fast each band moves between frames.
+    stats_moments: tuple[str, ...] = ("mean", "std")
     # waveform branch (used only when "waveform" is in branches):
     waveform_rate_hz: int = 16000  # the branch decimates the clip to this rate in-graph first
     waveform_filters: int = 70  # sinc band-pass filters, mel-initialised
@@ -441,6 +446,15 @@ class ModelConfig:
             raise ConfigError("model.conv_filters needs at least one block")
         if self.first_conv_stride < 1:
             raise ConfigError("model.first_conv_stride must be >= 1")
+        if (
+            not self.stats_moments
+            or any(x not in STATS_MOMENTS for x in self.stats_moments)
+            or list(self.stats_moments) != [x for x in STATS_MOMENTS if x in self.stats_moments]
+        ):
+            raise ConfigError(
+                f"model.stats_moments={list(self.stats_moments)}: one or more of "
+                f"{', '.join(STATS_MOMENTS)}, each once, in that order"
+            )
         if self.stats_units < 0 or self.dense_units < 0 or self.l2 < 0:
             raise ConfigError("model.stats_units, model.dense_units and model.l2 must be >= 0")
         if self.waveform_kernel_samples < 3 or self.waveform_kernel_samples % 2 == 0:

@@ -79,26 +79,44 @@ class Column(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="deepwave_tf")
 class BandStatistics(layers.Layer):
-    """Mean and std over `axis` (time) per band: `[batch, time, bands]` -> `[batch, 2 * bands]`.
+    """Statistics over `axis` (time) per band: `[batch, time, bands]` -> `[batch, M * bands]`.
+
+    `moments` (`model.stats_moments`), each a `[batch, bands]` block in this order:
+    "mean", "std", and of the first difference over time `d[t] = x[t + 1] - x[t]`,
+    "diff_abs" (mean of `|d|`) and "diff_std" (std of `d`).
 
     `axis=2` reads `[batch, bands, time]` as it is: reducing over the last,
     contiguous axis spares the transposed copy of the whole mel a time-major
     layout would need (a fifth of `stats_views`'s training step).
     """
 
-    def __init__(self, axis: int = 1, **kwargs):
+    def __init__(self, axis: int = 1, moments: tuple[str, ...] = ("mean", "std"), **kwargs):
         super().__init__(**kwargs)
         self.axis = axis
+        self.moments = tuple(moments)
 
-    def call(self, x):
-        mean = ops.mean(x, axis=self.axis)
-        std = ops.sqrt(
+    def _std(self, x, mean):
+        return ops.sqrt(
             ops.maximum(ops.mean(ops.square(x), axis=self.axis) - ops.square(mean), 1e-8)
         )
-        return ops.concatenate([mean, std], axis=-1)
+
+    def call(self, x):
+        out = []
+        mean = ops.mean(x, axis=self.axis)
+        if "mean" in self.moments:
+            out.append(mean)
+        if "std" in self.moments:
+            out.append(self._std(x, mean))
+        if "diff_abs" in self.moments or "diff_std" in self.moments:
+            d = ops.diff(x, axis=self.axis)
+            if "diff_abs" in self.moments:
+                out.append(ops.mean(ops.abs(d), axis=self.axis))
+            if "diff_std" in self.moments:
+                out.append(self._std(d, ops.mean(d, axis=self.axis)))
+        return ops.concatenate(out, axis=-1) if len(out) > 1 else out[0]
 
     def get_config(self):
-        return {**super().get_config(), "axis": self.axis}
+        return {**super().get_config(), "axis": self.axis, "moments": list(self.moments)}
 
 
 @keras.saving.register_keras_serializable(package="deepwave_tf")
@@ -330,17 +348,22 @@ def build_model(cfg: Config, stats: Mapping[str, Any] | None = None) -> keras.Mo
     if "mel" in m.branches:
         vectors.append(_mel_branch(_band_major(normed[f.image], f.image, f), m))
     if "stats" in m.branches:
-        # stats branch: per-band mean/std over time of every normalised input (image first).
+        # stats branch: per-band statistics over time (model.stats_moments; mean and std by
+        # default) of every normalised input (image first).
         # Band-major inputs are reduced over their last (time) axis as they are: no
         # transposed copy of the image (bench_train.py).
         order = tuple(dict.fromkeys((f.image, f.sequence)))
         per_key = []
         for key in order:
             if f.time_major(key):
-                per_key.append(BandStatistics(name=f"{key}_stats")(as_time_major(key)))
+                per_key.append(
+                    BandStatistics(moments=m.stats_moments, name=f"{key}_stats")(as_time_major(key))
+                )
             else:
                 bands = layers.Reshape(f.feature_shape(key), name=f"{key}_bands")(normed[key])
-                per_key.append(BandStatistics(axis=2, name=f"{key}_stats")(bands))
+                per_key.append(
+                    BandStatistics(axis=2, moments=m.stats_moments, name=f"{key}_stats")(bands)
+                )
         s = layers.Concatenate(name="band_stats")(per_key) if len(per_key) > 1 else per_key[0]
         if m.stats_units:
             s = _hidden_dense(m, m.stats_units, "stats_dense")(s)

@@ -111,8 +111,9 @@ def test_logits_layer_matches_outputs(tiny_cfg, head):
     if head == "softmax":  # the seed's 2-class softmax: real = 1 - fake
         np.testing.assert_allclose(out["real"], 1.0 - out["fake"], atol=1e-6)
         np.testing.assert_allclose(logits[:, 1], -logits[:, 0], atol=1e-6)
-    else:  # two independent sigmoids
-        assert not np.allclose(out["real"], 1.0 - out["fake"], atol=1e-3)
+    else:  # two independent sigmoids (compared as logits: saturated probabilities, at
+        # 1 - 1e-5 and 1e-5 on random inputs, once made real ~ 1 - fake to 1e-3)
+        assert not np.allclose(logits[:, 1], -logits[:, 0], atol=1e-3)
 
 
 def test_save_load_round_trip_equal_outputs(tiny_cfg, sample_records, tmp_path):
@@ -170,6 +171,68 @@ def test_band_statistics_layer_matches_numpy():
     )
     # protocol.band_statistics orders (mel mean, mel std, mfcc mean, mfcc std), as here
     np.testing.assert_allclose(got, protocol.band_statistics(mfcc, mel), rtol=1e-3, atol=1e-3)
+
+
+def test_band_statistics_moments_match_numpy_in_both_layouts():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, 50, 7)).astype(np.float64)  # [batch, time, bands]
+    d = np.diff(x, axis=1)
+    expect = {
+        "mean": x.mean(1),
+        "std": x.std(1),
+        "diff_abs": np.abs(d).mean(1),
+        "diff_std": d.std(1),
+    }
+    for moments in (("diff_abs", "diff_std"), ("mean", "std", "diff_abs", "diff_std"), ("std",)):
+        want = np.concatenate([expect[k] for k in moments], axis=1)
+        layer = model_lib.BandStatistics(moments=moments)
+        np.testing.assert_allclose(np.asarray(layer(x.astype(np.float32))), want, atol=1e-4)
+        band_major = model_lib.BandStatistics(axis=2, moments=moments)  # [batch, bands, time]
+        got = np.asarray(band_major(np.swapaxes(x, 1, 2).astype(np.float32)))
+        np.testing.assert_allclose(got, want, atol=1e-4)
+        again = model_lib.BandStatistics.from_config(layer.get_config())
+        assert again.moments == moments and again.axis == 1
+
+
+@pytest.mark.parametrize(
+    "moments, message",
+    [
+        ((), "one or more of mean, std, diff_abs, diff_std"),
+        (("mean", "skew"), "one or more of mean, std, diff_abs, diff_std"),
+        (("std", "mean"), "each once, in that order"),
+        (("mean", "mean"), "each once, in that order"),
+    ],
+)
+def test_stats_moments_are_checked(moments, message, tiny_cfg):
+    from deepwave_tf.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        dataclasses.replace(tiny_cfg.model, stats_moments=moments)
+
+
+def test_stats_moments_set_the_stats_branch_width(tiny_cfg):
+    features = dataclasses.replace(
+        tiny_cfg.features, sequence="lfcc", image="lfcc", n_lfcc=12, fmax_hz=8000.0
+    )
+    cfg = tiny_cfg.replace(
+        features=features,
+        augment=dataclasses.replace(tiny_cfg.augment, enabled=False, val_mixing=False),
+        model=dataclasses.replace(
+            tiny_cfg.model,
+            branches=("stats",),
+            stats_units=0,
+            dense_units=0,
+            stats_moments=("diff_abs", "diff_std"),
+        ),
+    )
+    model = model_lib.build_model(cfg)
+    assert set(model.input) == {"lfcc"}
+    assert model.get_layer("scores").kernel.shape[0] == 2 * 12  # two moments of 12 coefficients
+    x = np.random.default_rng(1).normal(size=(3, features.num_frames, 12)).astype(np.float32)
+    out = model({"lfcc": x})
+    assert {k: tuple(v.shape) for k, v in out.items()} == {k: (3,) for k in LABEL_KEYS}
+    reloaded = keras.models.model_from_json(model.to_json())
+    assert reloaded.get_layer("lfcc_stats").moments == ("diff_abs", "diff_std")
 
 
 @pytest.mark.parametrize(
