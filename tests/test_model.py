@@ -447,3 +447,14 @@ def test_fused_batch_norm_matches_keras_batch_norm():
     seq = tf.constant(rng.normal(2, 3, size=(4, 7, 5)).astype(np.float32))
     ref, fused = keras.layers.BatchNormalization(), model_lib.FusedBatchNormalization()
     np.testing.assert_allclose(fused(seq, training=True), ref(seq, training=True), atol=1e-5)
+
+
+def test_clean_voice_config_is_a_linear_model_on_cepstral_frame_differences():
+    cfg = load_config(CONFIG_DIR / "clean_voice.toml")
+    f = cfg.features
+    assert f.feature_keys == ("lfcc",) and f.top_db == 0.0 and f.lfcc_dims == 30
+    model = model_lib.build_model(cfg)
+    assert {k: tuple(v.shape[1:]) for k, v in model.input.items()} == {"lfcc": (f.num_frames, 30)}
+    assert model.get_layer("lfcc_stats").moments == ("diff_abs", "diff_std")
+    assert model.get_layer("scores").kernel.shape == (60, 2)  # straight from the statistics
+    assert not {"stats_dense", "dense", "dropout"} & {layer.name for layer in model.layers}
