@@ -135,6 +135,37 @@ def test_untrained_linear_export_matches_in_a_bare_process(tmp_path, bare_tensor
     _bare_process_matches_keras(export_dir, run_dir, cfg, tmp_path, bare_tensorflow)
 
 
+def test_clean_voice_export_matches_in_a_bare_process(tmp_path, bare_tensorflow):
+    """configs/clean_voice.toml (LFCC without the 80 dB floor, first-difference statistics)
+    exports a graph that a bare TensorFlow process runs to the Keras model's numbers."""
+    import keras
+    import tensorflow as tf
+
+    from deepwave_tf import features
+    from deepwave_tf import model as model_lib
+
+    cfg = load_config(CONFIG_DIR / "clean_voice.toml", ["features.clip_seconds=2.0"])
+    assert cfg.features.top_db == 0.0 and cfg.model.stats_moments == ("diff_abs", "diff_std")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    keras.utils.set_random_seed(11)
+    model = model_lib.build_model(cfg)
+    # small scores, so that the parity below compares unsaturated probabilities
+    scores = model.get_layer("scores")
+    kernel, bias = scores.get_weights()
+    scores.set_weights([0.01 * np.random.default_rng(1).standard_normal(kernel.shape), bias])
+    model.save(run_dir / "model.keras")
+    cfg.save(run_dir)
+    wav = (0.1 * np.random.default_rng(0).standard_normal((2, cfg.features.num_samples))).astype(
+        np.float32
+    )
+    x = features.model_inputs(features.compute_features(tf.constant(wav), cfg.features))
+    probs = np.asarray(model(x)["fake"])
+    assert ((probs > 0.05) & (probs < 0.95)).all(), probs
+    export_dir = export.run(run_dir, calibrate=False, verbose=False)
+    _bare_process_matches_keras(export_dir, run_dir, cfg, tmp_path, bare_tensorflow)
+
+
 def _bare_process_matches_keras(export_dir, run_dir, cfg, tmp_path, bare_tensorflow):
     """A bare TensorFlow process (no keras, no deepwave_tf) gives the Keras model's numbers."""
     import tensorflow as tf
