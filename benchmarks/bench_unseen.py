@@ -145,11 +145,16 @@ def augmented_plan_parts(plan: dict) -> list[str]:
     return [k for k in ("vocode", "wavaug") if plan.get(k)]
 
 
+def _prep_plan(out: Path) -> dict:
+    """The plan a prep in `out` recorded (`.prep/plan.json`), or {} if there is none."""
+    path = out / ".prep" / "plan.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def evaluation_parts(out: Path) -> list[str]:
     """`augmented_plan_parts` of the prep in `out` (none if it has no plan): what other
     benchmarks check before they score the shared evaluation records."""
-    plan_path = out / ".prep" / "plan.json"
-    return augmented_plan_parts(json.loads(plan_path.read_text())) if plan_path.is_file() else []
+    return augmented_plan_parts(_prep_plan(out))
 
 
 def ensure_records(
@@ -168,8 +173,7 @@ def ensure_records(
     cfg = cfg.replace(prep=dataclasses.replace(cfg.prep, **prep_overrides))
     if (out / "manifest.json").is_file():
         manifest = json.loads((out / "manifest.json").read_text())
-        plan_path = out / ".prep" / "plan.json"
-        plan = json.loads(plan_path.read_text()) if plan_path.is_file() else {}
+        plan = _prep_plan(out)
         extra_parts = augmented_plan_parts(plan)
         if evaluation and extra_parts:
             # made by an older bench_unseen from a [vocode] / views config: not evaluation data
