@@ -29,7 +29,17 @@ there) and the 128-band log-mel. From those, per clip, one feature vector per fa
   both at least the clip's median (the louder half: speech, not pauses);
 - `lfcc128d`: `lfcc510d` after the default 128 filters;
 - `lfcc128delta`: the mean and std of librosa's smoothed delta (width 9) of that cepstrum,
-  which is what `features.lfcc_deltas = 1` stores.
+  which is what `features.lfcc_deltas = 1` stores;
+- `lfcc510ms`: the mean and std over time of `lfcc510d`'s cepstrum (not of its difference);
+  `lfcc510all`: both, the four moments `model.stats_moments` offers.
+
+`--scorers` (default `lr`): how the vectors are scored, each trained on the same clips:
+`lr` (below); `lr_sq`: the same on the standardised vector and its square (a linear model
+that can flag a deviation from the reals in either direction); `real_distance`: one-class,
+the Mahalanobis distance to the real training clips (Ledoit-Wolf covariance of the
+standardised vectors; no fake is used); `gauss_llr`: the log-likelihood ratio of two such
+Gaussians, copies against reals. With `--per-family` it also prints, per scorer, the EER
+of each of the corpus's ten families against the held-out reals (mean over the quarters).
 
 For each family a standardised, class-balanced logistic regression
 (`protocol.fit_stats_baseline`, C 0.01 and 0.1) trains on the real clips outside the held-out
@@ -72,7 +82,11 @@ FAMILIES = (
     "dlcep30_loud",
     "lfcc128d",
     "lfcc128delta",
+    "lfcc510ms",
+    "lfcc510all",
 )
+# how a family's vectors become a score (`--scorers`); the first is the protocol's baseline
+SCORERS = ("lr", "lr_sq", "real_distance", "gauss_llr")
 BINS = 513  # STFT bins up to 8 kHz
 
 
@@ -148,7 +162,7 @@ def _filtered(lin: np.ndarray, n: int) -> np.ndarray:
     out = np.empty((lin.shape[0], n, lin.shape[2]), np.float32)
     for i in range(0, len(out), 128):
         p = 10 ** (lin[i : i + 128].astype(np.float32) / 10)
-        out[i : i + 128] = 10 * np.log10(np.maximum(np.einsum("fb,nbt->nft", fb, p), 1e-10))
+        out[i : i + 128] = 10 * np.log10(np.maximum(np.matmul(fb, p), 1e-10))  # BLAS, batched
     return out
 
 
@@ -176,6 +190,9 @@ def features(lin: np.ndarray, mel: np.ndarray, family: str) -> np.ndarray:
         parts = _diff_stats(_dct(lin.astype(np.float32), 30), loud[:, 1:] & loud[:, :-1])
     elif family in ("lfcc510d", "lfcc128d"):
         parts = _diff_stats(_dct(_filtered(lin, int(family[4:7])), 30))
+    elif family in ("lfcc510ms", "lfcc510all"):
+        c = _dct(_filtered(lin, 510), 30)
+        parts = [c.mean(2), c.std(2)] + (_diff_stats(c) if family == "lfcc510all" else [])
     elif family == "lfcc510d_top80":
         lin = lin.astype(np.float32)
         lin = np.maximum(lin, lin.max(axis=(1, 2), keepdims=True) - 80.0)
@@ -188,12 +205,58 @@ def features(lin: np.ndarray, mel: np.ndarray, family: str) -> np.ndarray:
     return np.nan_to_num(np.concatenate(parts, axis=1))
 
 
+def fit_scorer(name: str, x: np.ndarray, y: np.ndarray, c: float):
+    """A function `[N, dims] -> [N]` scores (higher: more fake) trained on `x`, `y` (1: fake)."""
+    from sklearn.covariance import LedoitWolf
+    from sklearn.preprocessing import StandardScaler
+
+    from deepwave_tf import protocol
+
+    if name == "lr":
+        return protocol.fit_stats_baseline(x, y, c=c).decision_function
+    if name == "lr_sq":
+        scaler = StandardScaler().fit(x)
+
+        def expand(v):
+            z = scaler.transform(v)
+            return np.concatenate([z, z**2], axis=1)
+
+        model = protocol.fit_stats_baseline(expand(x), y, c=c)
+        return lambda v: model.decision_function(expand(v))
+    if name == "real_distance":
+        scaler = StandardScaler().fit(x[y == 0])
+        real = LedoitWolf().fit(scaler.transform(x[y == 0]))
+        return lambda v: real.mahalanobis(scaler.transform(v))
+    if name == "gauss_llr":
+        scaler = StandardScaler().fit(x)
+        real = LedoitWolf().fit(scaler.transform(x[y == 0]))
+        fake = LedoitWolf().fit(scaler.transform(x[y == 1]))
+
+        def llr(v):
+            z = scaler.transform(v)
+            return _gauss_loglik(fake, z) - _gauss_loglik(real, z)
+
+        return llr
+    raise ValueError(f"unknown scorer {name!r}; known: {', '.join(SCORERS)}")
+
+
+def _gauss_loglik(model, z: np.ndarray) -> np.ndarray:
+    """Per-row Gaussian log-likelihood (up to a shared constant) under a fitted covariance."""
+    d = z - model.location_
+    return (
+        -0.5 * np.einsum("ij,jk,ik->i", d, model.precision_, d)
+        + 0.5 * np.linalg.slogdet(model.precision_)[1]
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--features", default=",".join(FAMILIES))
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--cache", type=Path, default=None, help="keep the spectra here (.npz)")
     p.add_argument("--modern", type=Path, default=MODERN)
+    p.add_argument("--scorers", default="lr", help=f"comma-separated, of {', '.join(SCORERS)}")
+    p.add_argument("--per-family", action="store_true", help="EER of each corpus family too")
     args = p.parse_args(argv)
     from deepwave_tf import protocol, vocode
 
@@ -201,6 +264,9 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
         sys.exit(f"bench_stats_features: unknown families {unknown} (known: {list(FAMILIES)})")
+    scorers = [x for x in args.scorers.split(",") if x]
+    if not scorers or any(x not in SCORERS for x in scorers):
+        sys.exit(f"bench_stats_features: --scorers {args.scorers!r}: known {list(SCORERS)}")
     missing = {v: r for v, r in vocode.available().items() if v in VOCODERS and r}
     if missing:
         sys.exit(f"bench_stats_features: cannot use {missing}")
@@ -266,59 +332,73 @@ def main(argv: list[str] | None = None) -> None:
         f"{len(src)} copies ({refused} refused by the vocoder), {len(mrows)} modern clips"
     )
 
-    results, repo_rows = [], []
+    generator = np.array([meta[r["id"]]["generator"] for r in rows])
+    dev_families = sorted(set(generator[fake]))
+    results, repo_rows, family_rows = [], [], []
     for family in families:
         xd = features(dev["lin"], dev["mel"], family)
         xm = features(modern["lin"], modern["mel"], family)
         xc = np.concatenate([features(c["lin"], c["mel"], family) for c in copies])
-        for c_reg in (0.01, 0.1):
-            modern_eer, dev_eer = [], []
-            for q in range(4):
-                held = ~fake & libri & (quarter == q)
+        for scorer in scorers:
+            # the one-class and Gaussian scorers have no C: one row each
+            for c_reg in (0.01, 0.1) if scorer.startswith("lr") else (0.01,):
+                modern_eer, dev_eer, per_family = [], [], {g: [] for g in dev_families}
+                for q in range(4):
+                    held = ~fake & libri & (quarter == q)
+                    train_real = ~fake & ~held
+                    keep = ~held[src]
+                    x = np.concatenate([xd[train_real], xc[keep]])
+                    y = np.r_[np.zeros(int(train_real.sum())), np.ones(int(keep.sum()))]
+                    score = fit_scorer(scorer, x, y, c_reg)
+                    s = score(xm)
+                    modern_eer.append(protocol.detection_metrics(mfake, s)["eer"])
+                    sel = fake | held
+                    sd = score(xd)
+                    dev_eer.append(protocol.detection_metrics(fake[sel], sd[sel])["eer"])
+                    for g in dev_families:
+                        m = (generator == g) | held
+                        per_family[g].append(protocol.detection_metrics(fake[m], sd[m])["eer"])
+                    if q == 0 and c_reg == 0.01:
+                        repo_rows.append(
+                            [family, scorer]
+                            + [
+                                f"{protocol.detection_metrics(mfake[mrepo == r], s[mrepo == r])['auc']:.2f}"
+                                for r in sorted(set(mrepo))
+                            ]
+                        )
+                held = ~fake & libri & (quarter == 0)
                 train_real = ~fake & ~held
                 keep = ~held[src]
-                x = np.concatenate([xd[train_real], xc[keep]])
-                y = np.r_[np.zeros(int(train_real.sum())), np.ones(int(keep.sum()))]
-                model = protocol.fit_stats_baseline(x, y, c=c_reg)
-                s = model.decision_function(xm)
-                modern_eer.append(protocol.detection_metrics(mfake, s)["eer"])
-                sel = fake | held
-                dev_eer.append(
-                    protocol.detection_metrics(fake[sel], model.decision_function(xd[sel]))["eer"]
+                x = np.concatenate([xd[train_real], xd[fake], xc[keep]])
+                y = np.r_[np.zeros(int(train_real.sum())), np.ones(int(fake.sum() + keep.sum()))]
+                both = fit_scorer(scorer, x, y, c_reg)
+                both_eer = protocol.detection_metrics(mfake, both(xm))["eer"]
+                c_text = f"{c_reg:g}" if scorer.startswith("lr") else "-"
+                results.append(
+                    [
+                        family,
+                        str(xd.shape[1]),
+                        scorer,
+                        c_text,
+                        " / ".join(f"{100 * e:.1f}" for e in modern_eer),
+                        f"**{100 * np.mean(modern_eer):.1f}**",
+                        f"{100 * np.mean(dev_eer):.1f}",
+                        f"{100 * both_eer:.1f}",
+                    ]
                 )
-                if q == 0 and c_reg == 0.01:
-                    repo_rows.append(
-                        [family]
-                        + [
-                            f"{protocol.detection_metrics(mfake[mrepo == r], s[mrepo == r])['auc']:.2f}"
-                            for r in sorted(set(mrepo))
-                        ]
-                    )
-            held = ~fake & libri & (quarter == 0)
-            train_real = ~fake & ~held
-            keep = ~held[src]
-            x = np.concatenate([xd[train_real], xd[fake], xc[keep]])
-            y = np.r_[np.zeros(int(train_real.sum())), np.ones(int(fake.sum() + keep.sum()))]
-            both = protocol.fit_stats_baseline(x, y, c=c_reg)
-            both_eer = protocol.detection_metrics(mfake, both.decision_function(xm))["eer"]
-            results.append(
-                [
-                    family,
-                    str(xd.shape[1]),
-                    f"{c_reg:g}",
-                    " / ".join(f"{100 * e:.1f}" for e in modern_eer),
-                    f"**{100 * np.mean(modern_eer):.1f}**",
-                    f"{100 * np.mean(dev_eer):.1f}",
-                    f"{100 * both_eer:.1f}",
-                ]
-            )
-            print(" | ".join(results[-1]), flush=True)
+                family_rows.append(
+                    [family, scorer, c_text]
+                    + [f"{100 * np.mean(per_family[g]):.0f}" for g in dev_families]
+                )
+                print(" | ".join(results[-1]), flush=True)
     _common.table(
-        "logistic regression on per-band statistics: modern-set EER % (copies only, per quarter "
-        "held out, and mean); the corpus's fakes vs held-out reals; corpus fakes + copies",
+        "per-band statistics, scored by a logistic regression or --scorers: modern-set EER % "
+        "(copies only, per quarter held out, and mean); the corpus's fakes vs held-out reals; "
+        "corpus fakes + copies",
         [
             "features",
             "dims",
+            "scorer",
             "C",
             "modern EER per quarter",
             "mean",
@@ -330,10 +410,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     _common.table(
         "modern-set AUC per source repository (copies only, quarter 0, C 0.01)",
-        ["features", *[r.split("/")[0][:12] for r in sorted(set(mrepo))]],
+        ["features", "scorer", *[r.split("/")[0][:12] for r in sorted(set(mrepo))]],
         repo_rows,
         str,
     )
+    if args.per_family:
+        _common.table(
+            "EER % of each corpus family against the held-out real speakers (copies only, mean "
+            "of the quarters; over 50: the family looks more real than the reals)",
+            ["features", "scorer", "C", *dev_families],
+            family_rows,
+            str,
+        )
 
 
 if __name__ == "__main__":

@@ -173,3 +173,43 @@ def test_bench_unseen_run_key_ignores_added_fields_at_their_defaults():
     )
     assert bench.run_key(copies_only) != bench.run_key(cfg)
     assert bench.prep_key(copies_only) != bench.prep_key(cfg)
+
+
+def _bench(name: str, monkeypatch):
+    import importlib
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    return importlib.import_module(name)
+
+
+def test_bench_gate_mixes_at_the_asked_snr_and_reads_the_floor(monkeypatch):
+    gate = _bench("bench_gate", monkeypatch)
+    rng = np.random.default_rng(0)
+    t = np.arange(gate.CLIP) / gate.RATE
+    voice = 0.5 * np.sin(2 * np.pi * 220 * t) * (t < 2.5)  # a tone, then silence
+    noise = rng.standard_normal(gate.CLIP)
+    mixed = gate.mixture(voice, noise, 10.0)
+    snr = 10 * np.log10(np.mean(voice**2) / np.mean((mixed - voice) ** 2))
+    assert snr == pytest.approx(10.0, abs=1e-9)
+    assert np.abs(gate.peak_normalised(mixed)).max() == pytest.approx(0.9)
+    clean, noisy = gate.level_statistics(voice), gate.level_statistics(mixed)
+    assert clean.shape == noisy.shape == (52,)
+    # the silent half sits at the floor in the clean clip, ~10 dB under the peak once mixed
+    assert clean[-4] < -100.0 < -20.0 < noisy[-4]
+
+
+def test_bench_stats_features_scorers_flag_deviation_the_right_way(monkeypatch):
+    sf = _bench("bench_stats_features", monkeypatch)
+    rng = np.random.default_rng(1)
+    real = rng.standard_normal((300, 4))
+    fake = real[:200] * [3.0, 1.0, 1.0, 1.0]  # the fakes spread wider on one axis, both ways
+    x, y = np.r_[real, fake], np.r_[np.zeros(300), np.ones(200)]
+    probe = np.array([[0.0, 0, 0, 0], [4.0, 0, 0, 0], [-4.0, 0, 0, 0]])
+    for name in ("lr_sq", "real_distance", "gauss_llr"):
+        s = sf.fit_scorer(name, x, y, 0.1)(probe)
+        assert s.shape == (3,)
+        assert s[1] > s[0] and s[2] > s[0], name  # a deviation either way is more fake
+    lr = sf.fit_scorer("lr", x, y, 0.1)(probe)
+    assert abs(lr[1] - lr[0]) < abs(lr[1] - lr[2])  # a linear score cannot rise both ways
+    with pytest.raises(ValueError, match="unknown scorer 'svm'"):
+        sf.fit_scorer("svm", x, y, 0.1)
