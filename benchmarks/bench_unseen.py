@@ -100,6 +100,7 @@ _ADDED_FIELDS = {
     ("train", "class_balance"): False,
     ("augment", "clean_prob"): 0.0,
     ("model", "stats_moments"): ["mean", "std"],
+    ("model", "stats_squares"): False,
 }
 
 

@@ -297,6 +297,8 @@ class TorchTwin(nn.Module):
             width += m.conv_filters[-1] * (2 if m.conv_pooling == "avgmax" else 1)
         self.stats = None
         if "stats" in m.branches:
+            if m.stats_squares:
+                raise ValueError("model.stats_squares has no PyTorch twin")
             if tuple(m.stats_moments) != ("mean", "std"):
                 raise ValueError(
                     f"model.stats_moments={list(m.stats_moments)} has no PyTorch twin "

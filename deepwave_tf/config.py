@@ -425,6 +425,10 @@ class ModelConfig:
     # "mean", "std", and of the frame-to-frame first difference "diff_abs" (mean of its
     # absolute value) and "diff_std" (its std): how fast each band moves between frames.
     stats_moments: tuple[str, ...] = ("mean", "std")
+    # With stats_units = 0: the head also reads the square of each standardised statistic,
+    # so that a linear head can call a deviation from the reals fake in either direction
+    # (benchmarks/bench_stats_features.py's "lr_sq").
+    stats_squares: bool = False
     # waveform branch (used only when "waveform" is in branches):
     waveform_rate_hz: int = 16000  # the branch decimates the clip to this rate in-graph first
     waveform_filters: int = 70  # sinc band-pass filters, mel-initialised
@@ -457,6 +461,11 @@ class ModelConfig:
             )
         if self.stats_units < 0 or self.dense_units < 0 or self.l2 < 0:
             raise ConfigError("model.stats_units, model.dense_units and model.l2 must be >= 0")
+        if self.stats_squares and self.stats_units:
+            raise ConfigError(
+                f"model.stats_squares needs model.stats_units = 0 (got {self.stats_units}): "
+                "the squares are of the standardised statistics the head reads directly"
+            )
         if self.waveform_kernel_samples < 3 or self.waveform_kernel_samples % 2 == 0:
             raise ConfigError(
                 f"model.waveform_kernel_samples={self.waveform_kernel_samples} must be odd and "

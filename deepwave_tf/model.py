@@ -369,6 +369,10 @@ def build_model(cfg: Config, stats: Mapping[str, Any] | None = None) -> keras.Mo
             s = _hidden_dense(m, m.stats_units, "stats_dense")(s)
         else:  # standardised statistics straight to the head (a linear model on them)
             s = layers.BatchNormalization(center=False, scale=False, name="stats_standardize")(s)
+            if m.stats_squares:  # z and z**2: a deviation either way can score as fake
+                s = layers.Concatenate(name="stats_with_squares")(
+                    [s, layers.Multiply(name="stats_squares")([s, s])]
+                )
         vectors.append(s)
     if m.uses_waveform:
         # waveform branch: SincNet band-passes on the raw samples -> residual 1-D CNN.

@@ -235,6 +235,32 @@ def test_stats_moments_set_the_stats_branch_width(tiny_cfg):
     assert reloaded.get_layer("lfcc_stats").moments == ("diff_abs", "diff_std")
 
 
+def test_stats_squares_feed_the_head_z_and_its_square(tiny_cfg):
+    features = dataclasses.replace(
+        tiny_cfg.features, sequence="lfcc", image="lfcc", n_lfcc=12, fmax_hz=8000.0
+    )
+    model_cfg = dataclasses.replace(
+        tiny_cfg.model, branches=("stats",), stats_units=0, dense_units=0, stats_squares=True
+    )
+    cfg = tiny_cfg.replace(
+        features=features,
+        augment=dataclasses.replace(tiny_cfg.augment, enabled=False, val_mixing=False),
+        model=model_cfg,
+    )
+    model = model_lib.build_model(cfg)
+    assert model.get_layer("scores").kernel.shape[0] == 2 * 2 * 12  # (mean, std) and squares
+    x = np.random.default_rng(2).normal(size=(3, features.num_frames, 12)).astype(np.float32)
+    probe = keras.Model(model.input, model.get_layer("stats_with_squares").output)
+    z = np.asarray(keras.Model(model.input, model.get_layer("stats_standardize").output)(x))
+    np.testing.assert_allclose(np.asarray(probe(x)), np.concatenate([z, z**2], axis=1), rtol=1e-6)
+    reloaded = keras.models.model_from_json(model.to_json())
+    assert reloaded.get_layer("scores").kernel.shape[0] == 48
+    from deepwave_tf.config import ConfigError
+
+    with pytest.raises(ConfigError, match="stats_squares needs model.stats_units = 0 \\(got 64\\)"):
+        dataclasses.replace(model_cfg, stats_units=64)
+
+
 @pytest.mark.parametrize(
     "branches, present, absent",
     [
