@@ -45,7 +45,6 @@ from bench_wavaug_lr import CLIP, DEV, RATE, REPO, _centre  # noqa: E402
 MODERN = REPO / "data" / "modern_val"
 N_FFT, HOP = 1024, 320
 BAND_EDGES = np.r_[0, np.geomspace(4, N_FFT // 2, 16)].astype(int)  # 16 bands of rfft bins
-SNR_DB = (5.0, 30.0)  # augment.snr_db_min / snr_db_max
 
 
 def level_statistics(y: np.ndarray) -> np.ndarray:
@@ -100,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     from sklearn.preprocessing import StandardScaler
 
     from deepwave_tf import audio, augment
+    from deepwave_tf.config import AugmentConfig
+
+    aug = AugmentConfig()  # the default mixing's SNR range
+    snr_range = (aug.snr_db_min, aug.snr_db_max)
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(args.seed)
@@ -127,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             if rng.random() < args.noise_only:
                 mixed = noise * rng.uniform(0.05, 1.0)
             else:
-                mixed = peak_normalised(mixture(voice, noise, rng.uniform(*SNR_DB)))
+                mixed = peak_normalised(mixture(voice, noise, rng.uniform(*snr_range)))
             x += [level_statistics(voice), level_statistics(mixed)]
             y += [1, 0]
         return np.array(x), np.array(y)
