@@ -211,3 +211,18 @@ def test_bench_stats_features_scorers_flag_deviation_the_right_way():
     assert not (lr[1] > lr[0] and lr[2] > lr[0])  # a linear score cannot rise both ways
     with pytest.raises(ValueError, match="unknown scorer 'svm'"):
         sf.fit_scorer("svm", x, y, 0.1)
+
+
+def test_bench_fusion_matches_clips_by_id_and_refuses_different_sets():
+    fusion = _bench("bench_fusion")
+    a = {"ids": ["c", "a", "b"]}
+    b = {"ids": ["b", "c", "a"]}
+    ids, ia, ib = fusion.aligned(a, b, "hts seed1 unseen")
+    assert ids == ["a", "b", "c"]
+    assert [a["ids"][i] for i in ia] == ids and [b["ids"][i] for i in ib] == ids
+    with pytest.raises(
+        SystemExit,
+        match=r"hts seed1 unseen: .*different clips \(3 and 3; only in "
+        r"the first: \['a'\], only in the second: \['d'\]\)",
+    ):
+        fusion.aligned(a, {"ids": ["b", "c", "d"]}, "hts seed1 unseen")
