@@ -7,6 +7,8 @@ SAMPLE := data/sample
 DEMO   := runs/demo
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
+# test processes (pytest-xdist); 0 runs the suite in this process, as before
+TEST_WORKERS ?= 2
 
 .PHONY: help venv demo demo-text text-sample test test-slow test-distributed bench lint format clean browser
 
@@ -14,7 +16,7 @@ help:
 	@echo "make demo       prep -> fit -> export -> submit -> evaluate on $(SAMPLE)"
 	@echo "make demo-text  text model: fit -> export -> evaluate -> predict on data/text_sample"
 	@echo "make text-sample  rebuild data/text_sample (csv + vectors.vec; needs ../shared/data/texts, gensim)"
-	@echo "make test       the test suite (creates .venv if missing)"
+	@echo "make test       the test suite (creates .venv if missing; TEST_WORKERS=2 processes)"
 	@echo "make test-slow  the slow tests too"
 	@echo "make test-distributed  two fit workers and a tuner chief + 2 workers on 127.0.0.1"
 	@echo "make bench      benchmarks/ (prints figures)"
@@ -55,7 +57,7 @@ browser:
 	fi
 
 test: $(STAMP) browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 test-slow: $(STAMP) browser
 	$(PY) -m pytest -q -m slow
