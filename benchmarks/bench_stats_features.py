@@ -166,6 +166,20 @@ def _filtered(lin: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+_LFCC: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _lfcc(lin: np.ndarray, n: int) -> np.ndarray:
+    """The 30-coefficient cepstrum over `n` triangles, computed once per spectra array: the
+    `lfcc510*` families share it (the filtering takes ~20 s for the four datasets)."""
+    hit = _LFCC.get((id(lin), n))
+    if hit is not None and hit[0] is lin:  # the same array, not a new one at a reused address
+        return hit[1]
+    c = _dct(_filtered(lin, n), 30)
+    _LFCC[(id(lin), n)] = (lin, c)
+    return c
+
+
 def features(lin: np.ndarray, mel: np.ndarray, family: str) -> np.ndarray:
     """`[N, dims]` for one family (see the module docstring) of `[N, 513, T]` / `[N, 128, T]`."""
     import librosa
@@ -189,16 +203,16 @@ def features(lin: np.ndarray, mel: np.ndarray, family: str) -> np.ndarray:
         loud = energy >= np.median(energy, axis=1, keepdims=True)
         parts = _diff_stats(_dct(lin.astype(np.float32), 30), loud[:, 1:] & loud[:, :-1])
     elif family in ("lfcc510d", "lfcc128d"):
-        parts = _diff_stats(_dct(_filtered(lin, int(family[4:7])), 30))
+        parts = _diff_stats(_lfcc(lin, int(family[4:7])))
     elif family in ("lfcc510ms", "lfcc510all"):
-        c = _dct(_filtered(lin, 510), 30)
+        c = _lfcc(lin, 510)
         parts = [c.mean(2), c.std(2)] + (_diff_stats(c) if family == "lfcc510all" else [])
     elif family == "lfcc510d_top80":
         lin = lin.astype(np.float32)
         lin = np.maximum(lin, lin.max(axis=(1, 2), keepdims=True) - 80.0)
         parts = _diff_stats(_dct(_filtered(lin, 510), 30))
     elif family == "lfcc128delta":
-        d = librosa.feature.delta(_dct(_filtered(lin, 128), 30), width=9, axis=2)
+        d = librosa.feature.delta(_lfcc(lin, 128), width=9, axis=2)
         parts = [d.mean(2), d.std(2)]
     else:
         raise ValueError(f"unknown feature family {family!r}; known: {', '.join(FAMILIES)}")

@@ -226,3 +226,20 @@ def test_bench_fusion_matches_clips_by_id_and_refuses_different_sets():
         r"the first: \['a'\], only in the second: \['d'\]\)",
     ):
         fusion.aligned(a, {"ids": ["b", "c", "d"]}, "hts seed1 unseen")
+
+
+def test_bench_stats_features_lfcc_families_share_one_cepstrum():
+    sf = _bench("bench_stats_features")
+    rng = np.random.default_rng(2)
+    lin = rng.uniform(-90, 0, (3, sf.BINS, 20)).astype(np.float16)
+    mel = rng.uniform(-80, 0, (3, 128, 20)).astype(np.float16)
+    ms = sf.features(lin, mel, "lfcc510ms")
+    d = sf.features(lin, mel, "lfcc510d")
+    both = sf.features(lin, mel, "lfcc510all")
+    assert ms.shape == d.shape == (3, 60) and both.shape == (3, 120)
+    np.testing.assert_array_equal(both, np.concatenate([ms, d], axis=1))
+    # another array is not served the first one's cached cepstrum
+    other = (lin.astype(np.float32) - 10).astype(np.float16)
+    assert not np.allclose(sf.features(other, mel, "lfcc510ms"), ms)
+    c = sf._dct(sf._filtered(lin, 510), 30)
+    np.testing.assert_allclose(ms, np.concatenate([c.mean(2), c.std(2)], axis=1), rtol=1e-6)
