@@ -243,3 +243,24 @@ def test_bench_stats_features_lfcc_families_share_one_cepstrum():
     assert not np.allclose(sf.features(other, mel, "lfcc510ms"), ms)
     c = sf._dct(sf._filtered(lin, 510), 30)
     np.testing.assert_allclose(ms, np.concatenate([c.mean(2), c.std(2)], axis=1), rtol=1e-6)
+
+
+def test_bench_copies_lr_resynthesis_gap_measures_shift_alignment_and_seen_auc():
+    cl = _bench("bench_copies_lr")
+    rng = np.random.default_rng(3)
+    real = rng.standard_normal((400, 6))
+    reals_of_family = real[:100]
+    family = reals_of_family + [2.0, 0, 0, 0, 0, 0]  # the same clips, shifted on axis 0
+    copies = {
+        "along": real[100:300] + [1.0, 0, 0, 0, 0, 0],
+        "across": real[100:300] + [0, 1.0, 0, 0, 0, 0],
+    }
+    speakers = np.repeat(np.arange(10), 10)
+    g = cl.resynthesis_gap(real, family, reals_of_family, speakers, speakers, copies)
+    sd = real.std(0)[0]
+    assert g["shift"] == pytest.approx(2.0 / sd, rel=1e-6)
+    assert g["cosine"]["along"] > 0.95 and abs(g["cosine"]["across"]) < 0.3
+    assert g["seen_auc"] > 0.9
+    same = cl.resynthesis_gap(real, reals_of_family, reals_of_family, speakers, speakers, copies)
+    assert same["shift"] == pytest.approx(0.0, abs=1e-12)
+    assert same["seen_auc"] < 0.7  # nothing to learn: near chance
