@@ -57,7 +57,7 @@ browser:
 	fi
 
 test: $(STAMP) browser
-	$(PY) -m pytest -q -n $(TEST_WORKERS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 test-slow: $(STAMP) browser
 	$(PY) -m pytest -q -m slow
