@@ -89,7 +89,8 @@ def resynthesis_gap(
     family's mean minus the mean of its speakers' real clips (`x_family_reals`); `cosine[v]`:
     the cosine between that shift and copy set v's (its mean minus the real clips' mean);
     `seen_auc`: the AUC of a logistic regression trained on the family itself (seen: what these
-    statistics give at best with this model), scored on held-out speakers (5 speaker-grouped folds).
+    statistics give this model when it sees the family), scored on held-out speakers (5 speaker-grouped
+    folds).
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
@@ -266,6 +267,9 @@ def main(argv: list[str] | None = None) -> None:
         m = generator == family
         ref = ~fake & np.isin(speaker, sorted(set(speaker[m])))
         if not m.any() or ref.sum() < 2:
+            print(
+                f"  {family}: {int(m.sum())} clips, {int(ref.sum())} real clips of its speakers: no gap"
+            )
             continue
         g = resynthesis_gap(dev[~fake], dev[m], dev[ref], speaker[m], speaker[ref], copies)
         gaps.append(
