@@ -171,7 +171,7 @@ _LFCC: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
 def _lfcc(lin: np.ndarray, n: int) -> np.ndarray:
     """The 30-coefficient cepstrum over `n` triangles, computed once per spectra array: the
-    `lfcc510*` families share it (the filtering takes ~20 s for the four datasets)."""
+    `lfcc510*` families share it (45 s for the dev corpus's spectra alone, README)."""
     hit = _LFCC.get((id(lin), n))
     if hit is not None and hit[0] is lin:  # the same array, not a new one at a reused address
         return hit[1]
